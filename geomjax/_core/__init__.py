@@ -1,0 +1,54 @@
+"""Private helpers shared by every geomjax area (not public API)."""
+
+from geomjax._core._distributed import pmean_if, psum_if
+from geomjax._core._numerics import (
+    eps,
+    safe_div,
+    safe_norm,
+    sinc,
+    sinhc,
+    stop_gradient_like,
+    taylor_threshold,
+    where_small,
+)
+from geomjax._core._random import normal_like, rademacher_like, split_like_tree
+from geomjax._core._solution import Solution
+from geomjax._core._typing import Array, ArrayLike, PRNGKey, PyTree, Scalar
+from geomjax._core._validation import (
+    as_float_array,
+    check_min_ndim,
+    check_ndim,
+    check_option,
+    check_positive,
+    check_same_shape,
+    check_square,
+)
+
+__all__ = [
+    "Array",
+    "ArrayLike",
+    "PRNGKey",
+    "PyTree",
+    "Scalar",
+    "Solution",
+    "as_float_array",
+    "check_min_ndim",
+    "check_ndim",
+    "check_option",
+    "check_positive",
+    "check_same_shape",
+    "check_square",
+    "eps",
+    "normal_like",
+    "pmean_if",
+    "psum_if",
+    "rademacher_like",
+    "safe_div",
+    "safe_norm",
+    "sinc",
+    "sinhc",
+    "split_like_tree",
+    "stop_gradient_like",
+    "taylor_threshold",
+    "where_small",
+]

@@ -1,0 +1,74 @@
+"""Static (trace-time) validation helpers that raise clear errors naming the argument."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import jax.numpy as jnp
+
+from geomjax._core._typing import Array, ArrayLike
+
+
+def as_float_array(fn: str, name: str, x: ArrayLike) -> Array:
+    """Convert ``x`` to a JAX array and require a real floating dtype.
+
+    Raises:
+      TypeError: if ``x`` is complex, integer or boolean.
+    """
+    arr = jnp.asarray(x)
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        raise TypeError(
+            f"{fn}: argument `{name}` must have a real floating dtype (float32 or float64); "
+            f"got {arr.dtype}"
+        )
+    return arr
+
+
+def check_ndim(fn: str, name: str, x: ArrayLike, ndim: int | Iterable[int]) -> None:
+    """Require ``x.ndim`` to be ``ndim`` (or one of them)."""
+    allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if jnp.ndim(x) not in allowed:
+        raise ValueError(
+            f"{fn}: argument `{name}` must have ndim in {allowed}; got shape {jnp.shape(x)}"
+        )
+
+
+def check_min_ndim(fn: str, name: str, x: ArrayLike, min_ndim: int) -> None:
+    """Require ``x.ndim >= min_ndim``."""
+    if jnp.ndim(x) < min_ndim:
+        raise ValueError(
+            f"{fn}: argument `{name}` must have at least {min_ndim} dimensions; "
+            f"got shape {jnp.shape(x)}"
+        )
+
+
+def check_square(fn: str, name: str, x: ArrayLike) -> None:
+    """Require a (batch of) square matrices, shape ``(..., n, n)`` with ``n >= 1``."""
+    shape = jnp.shape(x)
+    if len(shape) < 2 or shape[-1] != shape[-2] or shape[-1] < 1:
+        raise ValueError(
+            f"{fn}: argument `{name}` must have shape (..., n, n) with n >= 1; got shape {shape}"
+        )
+
+
+def check_same_shape(fn: str, names: tuple[str, ...], *xs: ArrayLike) -> None:
+    """Require all arrays to have the same shape."""
+    shapes = [jnp.shape(x) for x in xs]
+    if any(s != shapes[0] for s in shapes[1:]):
+        desc = ", ".join(f"`{n}` {s}" for n, s in zip(names, shapes))
+        raise ValueError(f"{fn}: arguments must have the same shape; got {desc}")
+
+
+def check_option(fn: str, name: str, value, allowed: Iterable) -> None:
+    """Require ``value`` to be one of ``allowed``."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"{fn}: argument `{name}` must be one of {allowed}; got {value!r}")
+
+
+def check_positive(fn: str, name: str, value, *, allow_zero: bool = False) -> None:
+    """Require a static Python number to be positive (or non-negative)."""
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok:
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{fn}: argument `{name}` must be {kind}; got {value!r}")

@@ -1,0 +1,16 @@
+"""Functions of symmetric / SPD matrices with stable derivatives, batched over ``(..., n, n)``."""
+
+from geomjax.linalg._lyapunov import solve_lyapunov
+from geomjax.linalg._matrix_functions import expm, invsqrtm, logm, powm, sqrtm
+from geomjax.linalg._spectral import spectral_fn, sym
+
+__all__ = [
+    "expm",
+    "invsqrtm",
+    "logm",
+    "powm",
+    "solve_lyapunov",
+    "spectral_fn",
+    "sqrtm",
+    "sym",
+]

@@ -1,0 +1,160 @@
+"""Square root, inverse square root, logarithm, exponential and powers of symmetric matrices.
+
+Each is a :func:`~geomjax.linalg.spectral_fn` with a cancellation-free divided difference, so
+first and second derivatives are accurate and finite at repeated eigenvalues (the identity
+included). ``sqrtm``, ``invsqrtm``, ``logm`` and ``powm`` expect symmetric positive definite
+input; ``expm`` any symmetric input.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+
+import jax.numpy as jnp
+
+from geomjax._core import Array, ArrayLike, as_float_array, check_square
+from geomjax.linalg._spectral import spectral_fn
+
+
+def _dd_sqrt(a, b):
+    return 1.0 / (jnp.sqrt(a) + jnp.sqrt(b))
+
+
+def _dd_invsqrt(a, b):
+    sa, sb = jnp.sqrt(a), jnp.sqrt(b)
+    return -1.0 / (sa * sb * (sa + sb))
+
+
+def _dd_log(a, b):
+    # log(a / b) / (a - b) = log1p((a - b) / b) / (a - b), evaluated from the smaller argument.
+    lo = jnp.minimum(a, b)
+    h = jnp.abs(a - b)
+    return jnp.log1p(h / lo) / h
+
+
+def _dd_exp(a, b):
+    # (e^a - e^b) / (a - b) = e^lo * expm1(h) / h with h = |a - b|.
+    lo = jnp.minimum(a, b)
+    h = jnp.abs(a - b)
+    return jnp.exp(lo) * jnp.expm1(h) / h
+
+
+def _dd_pow(p):
+    def dd(a, b):
+        lo = jnp.minimum(a, b)
+        h = jnp.abs(a - b)
+        return lo**p * jnp.expm1(p * jnp.log1p(h / lo)) / h
+
+    return dd
+
+
+_sqrtm = spectral_fn(jnp.sqrt, lambda t: 0.5 / jnp.sqrt(t), dd=_dd_sqrt, name="sqrtm")
+_invsqrtm = spectral_fn(
+    lambda t: 1.0 / jnp.sqrt(t), lambda t: -0.5 / (t * jnp.sqrt(t)), dd=_dd_invsqrt, name="invsqrtm"
+)
+_logm = spectral_fn(jnp.log, lambda t: 1.0 / t, dd=_dd_log, name="logm")
+_expm = spectral_fn(jnp.exp, jnp.exp, dd=_dd_exp, name="expm")
+
+
+@functools.lru_cache(maxsize=64)
+def _powm_static(p: float):
+    return spectral_fn(lambda t: t**p, lambda t: p * t ** (p - 1), dd=_dd_pow(p), name="powm")
+
+
+def sqrtm(x: ArrayLike) -> Array:
+    """Principal square root of symmetric positive definite matrices.
+
+    .. math:: X^{1/2} = U \\operatorname{diag}(\\sqrt{\\lambda}) U^T
+
+    Args:
+      x: SPD matrices, shape ``(..., n, n)``.
+
+    Returns:
+      ``X^{1/2}``, shape ``(..., n, n)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from geomjax.linalg import sqrtm
+      >>> sqrtm(jnp.diag(jnp.array([4.0, 9.0])))
+      Array([[2., 0.],
+             [0., 3.]], dtype=float32)
+    """
+    return _sqrtm(x)
+
+
+def invsqrtm(x: ArrayLike) -> Array:
+    """Inverse principal square root ``X^{-1/2}`` of SPD matrices, shape ``(..., n, n)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from geomjax.linalg import invsqrtm
+      >>> invsqrtm(jnp.diag(jnp.array([4.0, 0.25])))
+      Array([[0.5, 0. ],
+             [0. , 2. ]], dtype=float32)
+    """
+    return _invsqrtm(x)
+
+
+def logm(x: ArrayLike) -> Array:
+    """Principal logarithm of SPD matrices, ``U diag(log lam) U^T``, shape ``(..., n, n)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from geomjax.linalg import logm
+      >>> logm(jnp.eye(2))
+      Array([[0., 0.],
+             [0., 0.]], dtype=float32)
+    """
+    return _logm(x)
+
+
+def expm(x: ArrayLike) -> Array:
+    """Exponential of symmetric matrices, ``U diag(exp lam) U^T``, shape ``(..., n, n)``.
+
+    Only the symmetric part of ``x`` is used; for general matrices use ``jax.scipy.linalg.expm``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from geomjax.linalg import expm
+      >>> expm(jnp.zeros((2, 2)))
+      Array([[1., 0.],
+             [0., 1.]], dtype=float32)
+    """
+    return _expm(x)
+
+
+def powm(x: ArrayLike, p) -> Array:
+    """Matrix power ``X^p = U diag(lam^p) U^T`` of SPD matrices.
+
+    Args:
+      x: SPD matrices, shape ``(..., n, n)``.
+      p: exponent. A Python number gives a spectral function with a stable divided difference
+        (exact first and second derivatives in ``x``). An array (e.g. a learnable deformation
+        ``theta``) is differentiable too: then ``X^p = expm(p logm(X))``, and ``p`` may have the
+        batch shape ``(...)`` of ``x``.
+
+    Returns:
+      ``X^p``, shape ``(..., n, n)``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from geomjax.linalg import powm
+      >>> powm(jnp.diag(jnp.array([4.0, 9.0])), 0.5)
+      Array([[2., 0.],
+             [0., 3.]], dtype=float32)
+      >>> x = jnp.diag(jnp.array([1.0, 2.0]))
+      >>> float(jax.grad(lambda p: jnp.trace(powm(x, p)))(1.0))  # d/dp (1 + 2^p) = 2 log 2
+      1.386...
+    """
+    if isinstance(p, numbers.Real) and not isinstance(p, bool):
+        return _powm_static(float(p))(x)
+    x = as_float_array("powm", "x", x)
+    check_square("powm", "x", x)
+    p = jnp.asarray(p, dtype=x.dtype)
+    if p.ndim > x.ndim - 2:
+        raise ValueError(
+            f"powm: argument `p` must be a scalar or have the batch shape {x.shape[:-2]} of `x`; "
+            f"got shape {p.shape}"
+        )
+    return _expm(p[..., None, None] * _logm(x))

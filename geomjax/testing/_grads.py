@@ -1,0 +1,41 @@
+"""Gradient checks: finiteness of first and second derivatives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def check_grads_finite(f: Callable, args: tuple, order: int = 2) -> None:
+    """Assert that derivatives of a scalar-valued ``f`` up to ``order`` (1 or 2) are finite at ``args``.
+
+    Checks the reverse-mode gradient, and for ``order=2`` the Hessian through both
+    forward-over-reverse (``jax.hessian``) and reverse-over-reverse. Use it at singular points
+    (identity matrices, repeated eigenvalues, zero vectors, coincident points); pair it with
+    ``jax.test_util.check_grads`` for correctness.
+
+    Raises:
+      AssertionError: naming the derivative that had a NaN or inf.
+      ValueError: if ``order`` is not 1 or 2, or ``f`` is not scalar-valued.
+    """
+    if order not in (1, 2):
+        raise ValueError(f"check_grads_finite: argument `order` must be 1 or 2; got {order}")
+    argnums = tuple(range(len(args)))
+    out = f(*args)
+    if jnp.ndim(out) != 0:
+        raise ValueError(
+            f"check_grads_finite: `f` must return a scalar; got shape {jnp.shape(out)}"
+        )
+    checks = {"value": out, "gradient": jax.grad(f, argnums=argnums)(*args)}
+    if order == 2:
+        checks["hessian (forward-over-reverse)"] = jax.hessian(f, argnums=argnums)(*args)
+        checks["hessian (reverse-over-reverse)"] = jax.jacrev(
+            jax.grad(f, argnums=argnums), argnums=argnums
+        )(*args)
+    for what, tree in checks.items():
+        for leaf in jax.tree.leaves(tree):
+            if not np.all(np.isfinite(np.asarray(leaf))):
+                raise AssertionError(f"check_grads_finite: non-finite {what}")

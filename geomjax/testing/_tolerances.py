@@ -16,11 +16,13 @@ def default_tolerance(dtype, scale: float = 1.0) -> float:
     return _RTOL[dtype] * scale
 
 
-def assert_allclose_dtype(actual, desired, *, scale: float = 1.0, err_msg: str = "") -> None:
-    """Assert ``actual`` matches ``desired`` in relative Frobenius norm, with a dtype-aware tolerance.
+def assert_allclose_dtype(
+    actual, desired, *, scale: float = 1.0, atol: float = 0.0, err_msg: str = ""
+) -> None:
+    """Assert ``||actual - desired|| <= rtol ||desired|| + atol`` (Frobenius norms over the array).
 
-    The tolerance is ``default_tolerance(actual.dtype, scale)``; NaN or inf in ``actual`` always
-    fails. The error is ``||actual - desired|| / max(||desired||, tiny)`` over the whole array.
+    ``rtol = default_tolerance(actual.dtype, scale)``; NaN or inf in ``actual`` always fails.
+    ``atol`` is for references that are (close to) zero.
 
     Raises:
       AssertionError: with the measured error and the tolerance.
@@ -32,7 +34,11 @@ def assert_allclose_dtype(actual, desired, *, scale: float = 1.0, err_msg: str =
     if not np.all(np.isfinite(actual)):
         raise AssertionError(f"non-finite values in actual. {err_msg}")
     tol = default_tolerance(actual.dtype, scale)
-    denom = max(float(np.linalg.norm(desired.astype(np.float64))), np.finfo(np.float64).tiny)
-    err = float(np.linalg.norm((actual.astype(np.float64) - desired.astype(np.float64)))) / denom
-    if not err <= tol:
-        raise AssertionError(f"relative error {err:.3e} > tolerance {tol:.1e}. {err_msg}")
+    ref_norm = float(np.linalg.norm(desired.astype(np.float64)))
+    diff = float(np.linalg.norm(actual.astype(np.float64) - desired.astype(np.float64)))
+    if not diff <= tol * ref_norm + atol:
+        rel = diff / max(ref_norm, np.finfo(np.float64).tiny)
+        raise AssertionError(
+            f"error {diff:.3e} (relative {rel:.3e}) > rtol {tol:.1e} * {ref_norm:.3e} + atol {atol:.1e}. "
+            f"{err_msg}"
+        )

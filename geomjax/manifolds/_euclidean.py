@@ -1,0 +1,67 @@
+"""Euclidean space R^shape with the standard inner product."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from geomjax._core import Array, ArrayLike, PRNGKey
+from geomjax.manifolds._base import Manifold
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Euclidean(Manifold):
+    """Flat space of arrays of shape ``shape``: ``exp(x, u) = x + u``, ``log(x, y) = y - x``.
+
+    Args:
+      shape: point shape (an int ``d`` means ``(d,)``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from geomjax.manifolds import Euclidean
+      >>> float(Euclidean(2).dist(jnp.zeros(2), jnp.array([3.0, 4.0])))
+      5.0
+    """
+
+    shape: tuple[int, ...] = dataclasses.field(metadata=dict(static=True), default=(1,))
+
+    def __post_init__(self):
+        shape = (self.shape,) if isinstance(self.shape, int) else tuple(self.shape)
+        if any((not isinstance(s, int)) or s < 1 for s in shape):
+            raise ValueError(f"Euclidean: argument `shape` must hold positive ints; got {self.shape!r}")
+        object.__setattr__(self, "shape", shape)
+
+    @property
+    def point_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+    @property
+    def dim(self) -> int:
+        return math.prod(self.shape)
+
+    def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
+        return jnp.sum(jnp.asarray(u) * jnp.asarray(v))
+
+    def proj(self, x: ArrayLike, u: ArrayLike) -> Array:
+        return jnp.asarray(u)
+
+    def exp(self, x: ArrayLike, u: ArrayLike) -> Array:
+        return jnp.asarray(x) + jnp.asarray(u)
+
+    def log(self, x: ArrayLike, y: ArrayLike) -> Array:
+        return jnp.asarray(y) - jnp.asarray(x)
+
+    def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
+        return jnp.asarray(u)
+
+    def random_point(self, key: PRNGKey, dtype=jnp.float32) -> Array:
+        """Standard Gaussian point."""
+        return jax.random.normal(key, self.shape, dtype)
+
+    def check_point(self, x: ArrayLike) -> Array:
+        x = jnp.asarray(x)
+        return jnp.zeros((), x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)

@@ -117,45 +117,36 @@ def _pair_scale(lam: Array, a: Array, b: Array) -> Array:
     )
 
 
-def _second_divided_differences(lam: Array, f1: Array, d2f_lam: Array) -> Array:
-    """Tensor ``T[..., i, k, j] = f[lam_i, lam_k, lam_j]`` from the first divided differences.
+def _repeated_divided_differences(lam: Array, f1: Array, df_lam: Array, d2f_lam: Array) -> Array:
+    """Matrix ``G[..., i, k] = f[lam_i, lam_i, lam_k] = (f[lam_i, lam_k] - f'(lam_i)) / (lam_k - lam_i)``.
 
-    ``f[x, y, z] = (f[x, y] - f[y, z]) / (x - z)`` is evaluated with the pair (x, z) of largest
-    gap; when all three eigenvalues agree to ``eps**(1/3)`` the mean of ``f''/2`` is used
-    (both errors about ``eps**(2/3)`` for stable first differences).
+    Below a gap of ``eps**(1/3)`` of the scale, ``(2 f''(lam_i) + f''(lam_k)) / 6`` (error about
+    ``eps**(2/3)``, like the difference quotient's cancellation error above it).
     """
-    li = lam[..., :, None, None]
-    lk = lam[..., None, :, None]
-    lj = lam[..., None, None, :]
-    f_ik = f1[..., :, :, None]
-    f_kj = f1[..., None, :, :]
-    f_ij = f1[..., :, None, :]
-    candidates = (
-        (f_ik - f_kj, li - lj),  # x=i, y=k, z=j
-        (f_ij - f_kj, li - lk),  # x=i, y=j, z=k
-        (f_ik - f_ij, lk - lj),  # x=k, y=i, z=j
-    )
-    gaps = [jnp.abs(den) for _, den in candidates]
-    best = jnp.maximum(jnp.maximum(gaps[0], gaps[1]), gaps[2])
-    scale = _pair_scale(lam, jnp.maximum(jnp.abs(li), jnp.abs(lk)), lj)
-    all_close = best <= eps(lam.dtype) ** (1.0 / 3.0) * scale
-    out = (
-        d2f_lam[..., :, None, None] + d2f_lam[..., None, :, None] + d2f_lam[..., None, None, :]
-    ) / 6.0
-    # Use the candidate with the largest gap (ties: the last one).
-    chosen = jnp.zeros_like(out)
-    for (num, den), gap in zip(candidates, gaps):
-        use = (gap >= best) & ~all_close
-        safe_den = jnp.where(use, den, jnp.ones_like(den))
-        chosen = jnp.where(use, num / safe_den, chosen)
-    return jnp.where(all_close, out, chosen)
+    li = lam[..., :, None]
+    lk = lam[..., None, :]
+    gap = lk - li
+    close = jnp.abs(gap) <= eps(lam.dtype) ** (1.0 / 3.0) * _pair_scale(lam, li, lk)
+    far = (f1 - df_lam[..., :, None]) / jnp.where(close, jnp.ones_like(gap), gap)
+    near = (2.0 * d2f_lam[..., :, None] + d2f_lam[..., None, :]) / 6.0
+    return jnp.where(close, near, far)
 
 
-def _second_order_term(t: Array, e: Array, g: Array) -> Array:
-    """Eigenbasis form of ``D^2F(X)[E, G]``."""
-    return jnp.einsum("...ikj,...ik,...kj->...ij", t, e, g) + jnp.einsum(
-        "...ikj,...ik,...kj->...ij", t, g, e
-    )
+def _second_order_half(lam: Array, f1: Array, g: Array, a: Array, b: Array) -> Array:
+    """``S(a, b)_ij = sum_k f[lam_i, lam_k, lam_j] a_ik b_kj`` with matrix products only.
+
+    For ``lam_i`` and ``lam_j`` apart, ``f[l_i, l_k, l_j] = (f[l_i, l_k] - f[l_k, l_j]) / (l_i - l_j)``
+    for every ``k``, so ``S = ((F1 o a) b - a (F1 o b)) / (l_i - l_j)``. For ``lam_i ~ lam_j`` the
+    symmetric average ``(G_ik + G_jk) / 2`` of ``f[l_i, l_i, l_k]`` and ``f[l_j, l_j, l_k]`` is
+    accurate to second order in the gap: ``S = ((G o a) b + a (G^T o b)) / 2``.
+    """
+    li = lam[..., :, None]
+    lj = lam[..., None, :]
+    gap = li - lj
+    close = jnp.abs(gap) <= eps(lam.dtype) ** (1.0 / 3.0) * _pair_scale(lam, li, lj)
+    far = ((f1 * a) @ b - a @ (f1 * b)) / jnp.where(close, jnp.ones_like(gap), gap)
+    near = 0.5 * ((g * a) @ b + a @ (jnp.swapaxes(g, -1, -2) * b))
+    return jnp.where(close, near, far)
 
 
 def spectral_fn(
@@ -211,13 +202,18 @@ def spectral_fn(
         lam, u = jnp.linalg.eigh(x0)
         f_lam, df_lam = f(lam), d1(lam)
         f1 = _first_divided_differences(lam, f_lam, df_lam, dd)
-        t = _second_divided_differences(lam, f1, d2(lam))
         # `delta` is zero in value; it carries the outer derivative for second-order AD.
         delta = _to_eig(u, _sym(x - x0))
         e = _to_eig(u, _sym(dx))
         eye = jnp.eye(x.shape[-1], dtype=x.dtype)
         y = f_lam[..., None] * eye + f1 * delta
-        dy = f1 * e + _second_order_term(t, e, delta)
+        # D^2F(X0)[E, Delta]: bilinear, zero in value; it carries the second derivative.
+        g = _repeated_divided_differences(lam, f1, df_lam, d2(lam))
+        dy = (
+            f1 * e
+            + _second_order_half(lam, f1, g, e, delta)
+            + _second_order_half(lam, f1, g, delta, e)
+        )
         return _from_eig(u, y), _from_eig(u, dy)
 
     def apply(x: ArrayLike) -> Array:

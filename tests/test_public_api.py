@@ -1,0 +1,68 @@
+"""Public names per subpackage, and the one-way dependency direction of DESIGN.md."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PUBLIC = {
+    "geomjax.linalg": {"expm", "invsqrtm", "logm", "powm", "solve_lyapunov", "spectral_fn", "sqrtm", "sym"},
+    "geomjax.testing": {"assert_allclose_dtype", "check_grads_finite", "default_tolerance"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_public_names(module):
+    mod = importlib.import_module(module)
+    assert PUBLIC[module] <= set(mod.__all__), PUBLIC[module] - set(mod.__all__)
+    for name in mod.__all__:
+        assert hasattr(mod, name), f"{module}.{name} in __all__ but missing"
+        assert not name.startswith("_")
+
+
+def test_py_typed_ships():
+    assert (ROOT / "geomjax" / "py.typed").exists()
+
+
+# (module imported, modules that must NOT be imported as a consequence)
+DIRECTION = [
+    ("geomjax", ["flax", "ott"]),
+    ("geomjax.linalg", ["flax", "ott", "optax"]),
+    ("geomjax.manifolds", ["flax", "ott"]),
+    ("geomjax.testing", ["flax", "ott"]),
+    ("geomjax.optim", ["flax", "ott"]),
+]
+
+
+@pytest.mark.parametrize("module,forbidden", DIRECTION, ids=[d[0] for d in DIRECTION])
+def test_dependency_direction(module, forbidden):
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} does not exist yet")
+    code = (
+        f"import sys, {module}\n"
+        f"bad = [m for m in {forbidden!r} if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_no_peer_library_imports_in_package():
+    # Peers are test oracles and benchmark baselines only; flax only in nn/, ott only in ot/.
+    peers = ("import ot\n", "from ot ", "pyriemann", "geomstats", "e3nn_jax", "import scipy", "from scipy")
+    for path in (ROOT / "geomjax").rglob("*.py"):
+        text = path.read_text()
+        for peer in peers:
+            assert peer not in text, f"{path} mentions {peer!r}"
+        rel = path.relative_to(ROOT / "geomjax").parts
+        if rel[0] != "nn":
+            assert "from flax" not in text and "import flax" not in text, f"{path} imports flax"
+        if rel[0] != "ot":
+            assert "import ott" not in text and "from ott" not in text, f"{path} imports ott"

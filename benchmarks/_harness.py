@@ -57,6 +57,7 @@ def environment() -> dict:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "numpy": np.__version__,
+        "matmul_precision": str(jax.config.jax_default_matmul_precision or "default"),
     }
 
 

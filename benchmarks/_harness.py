@@ -70,11 +70,12 @@ def parse_args(area: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def write_results(area: str, args: argparse.Namespace, rows: list[dict]) -> Path:
+def write_results(area: str, args: argparse.Namespace, rows: list[dict], notes: str = "") -> Path:
+    """Write the JSON record; ``notes`` (markdown) is copied under the table in RESULTS.md."""
     label = args.device or jax.default_backend()
     out = Path(args.out) if args.out else RESULTS_DIR / f"{area}-{label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"area": area, "environment": environment(), "rows": rows}
+    record = {"area": area, "environment": environment(), "rows": rows, "notes": notes}
     out.write_text(json.dumps(record, indent=2))
     return out
 

@@ -8,6 +8,8 @@ Baselines, in the same process:
     not, and the ratio shows what that costs.
 Before timing, each pair is checked to agree (forward values; gradients at generic points).
 
+Matmul precision: HIGHEST (set below, recorded in the JSON).
+
 Run: python benchmarks/bench_linalg.py [--device gpu] [--out PATH] [--quick]
 """
 
@@ -49,6 +51,9 @@ def random_spd_batch(key, batch, n, dtype):
 
 def main():
     args = _harness.parse_args("linalg")
+    # float32 accuracy needs full-precision matmuls on GPUs (TF32 by default on H100: the
+    # agreement check fails at ~4e-4); both geomjax and the naive baseline run under it.
+    jax.config.update("jax_default_matmul_precision", "highest")
     batch, n = (64, 8) if args.quick else (1000, 32)
     dtype = jnp.float32
     x = random_spd_batch(jax.random.key(0), batch, n, dtype)

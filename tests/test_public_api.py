@@ -13,7 +13,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PUBLIC = {
     "geomjax.linalg": {"expm", "invsqrtm", "logm", "powm", "solve_lyapunov", "spectral_fn", "sqrtm", "sym"},
-    "geomjax.testing": {"assert_allclose_dtype", "check_grads_finite", "default_tolerance"},
+    "geomjax.testing": {
+        "assert_allclose_dtype", "check_grads_finite", "check_manifold_axioms", "default_tolerance",
+    },
+    "geomjax.manifolds": {
+        "Euclidean", "FrechetMeanResult", "Lorentz", "Manifold", "PoincareBall",
+        "Product", "SE3", "SO3", "Sphere", "frechet_mean", "exp_so3", "log_so3",
+        "exp_se3", "log_se3", "quat_to_matrix", "matrix_to_quat", "mobius_add",
+        "lorentz_to_poincare", "poincare_to_lorentz",
+    },
+    "geomjax.optim": {"riemannian_adam", "riemannian_sgd", "RiemannianAdamState", "RiemannianSGDState"},
+    "geomjax.nn": {"HyperbolicEmbedding", "ManifoldParam", "MatrixPower", "manifold_tree"},
 }
 
 

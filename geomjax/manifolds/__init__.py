@@ -1,0 +1,58 @@
+"""Riemannian manifolds as frozen pytree dataclasses, and Frechet means on them."""
+
+from geomjax.manifolds._base import Manifold
+from geomjax.manifolds._euclidean import Euclidean
+from geomjax.manifolds._lorentz import Lorentz, lorentz_to_poincare, minkowski_inner, poincare_to_lorentz
+from geomjax.manifolds._mean import FrechetMeanResult, frechet_mean
+from geomjax.manifolds._poincare import PoincareBall, mobius_add, mobius_matvec, mobius_scalar_mul
+from geomjax.manifolds._product import Product
+from geomjax.manifolds._se3 import SE3, exp_se3, hat_se3, log_se3, vee_se3
+from geomjax.manifolds._so3 import (
+    SO3,
+    axis_angle_to_matrix,
+    exp_so3,
+    hat,
+    inv_left_jacobian_so3,
+    left_jacobian_so3,
+    log_so3,
+    matrix_to_axis_angle,
+    matrix_to_quat,
+    quat_to_matrix,
+    rotation_angle,
+    vee,
+)
+from geomjax.manifolds._sphere import Sphere
+
+__all__ = [
+    "Euclidean",
+    "FrechetMeanResult",
+    "Lorentz",
+    "Manifold",
+    "PoincareBall",
+    "Product",
+    "SE3",
+    "SO3",
+    "Sphere",
+    "axis_angle_to_matrix",
+    "exp_se3",
+    "exp_so3",
+    "frechet_mean",
+    "hat",
+    "hat_se3",
+    "inv_left_jacobian_so3",
+    "left_jacobian_so3",
+    "log_se3",
+    "log_so3",
+    "matrix_to_axis_angle",
+    "matrix_to_quat",
+    "quat_to_matrix",
+    "rotation_angle",
+    "vee",
+    "vee_se3",
+    "lorentz_to_poincare",
+    "minkowski_inner",
+    "mobius_add",
+    "mobius_matvec",
+    "mobius_scalar_mul",
+    "poincare_to_lorentz",
+]

@@ -5,6 +5,8 @@ Run: python examples/tour.py [--out examples/output]
 Sections:
   1. Matrix functions of SPD matrices (geomjax.linalg) and their gradients at the identity,
      where autodiff through ``jnp.linalg.eigh`` returns NaN.
+  2. Manifolds (geomjax.manifolds): finite gradients at coincident points, a Frechet mean, SO(3)
+     at angle pi, and Riemannian Adam (geomjax.optim) finding an eigenvector on the sphere.
 """
 
 from __future__ import annotations
@@ -66,13 +68,56 @@ def section_linalg(out_dir: Path, progress) -> dict:
     return {"gaps": gaps, "err_geom": err_geom, "err_naive": err_naive}
 
 
-def save_figure(out_dir: Path, linalg_data: dict) -> Path:
+def section_manifolds(progress) -> dict:
+    import optax
+
+    from geomjax.manifolds import SO3, PoincareBall, Sphere, frechet_mean
+    from geomjax.optim import riemannian_adam
+
+    heading("2. Manifolds, means and Riemannian optimizers (geomjax.manifolds, geomjax.optim)")
+    sphere, ball = Sphere(2), PoincareBall(2, 1.0)
+    x = jnp.array([0.0, 0.0, 1.0])
+    p = jnp.array([0.3, -0.2])
+    print("d/dx dist(x, x) on the sphere:     ", np.asarray(jax.grad(sphere.dist)(x, x)).tolist())
+    print("d/dx dist(x, x) in the Poincare ball:", np.asarray(jax.grad(ball.dist)(p, p)).tolist())
+    print("d/dc dist in the Poincare ball (learnable curvature):",
+          float(jax.grad(lambda c: PoincareBall(2, c).dist(p, -p))(1.0)))
+
+    keys = jax.random.split(jax.random.key(0), 50)
+    pts = jax.vmap(lambda k: sphere.exp(x, 0.4 * sphere.random_tangent(k, x)))(keys)
+    res = frechet_mean(sphere, pts, max_iter=100, tol=1e-5)
+    print(f"Frechet mean of 50 points on S^2: {np.asarray(res.mean).round(3).tolist()} "
+          f"(converged={bool(res.converged)}, {int(res.n_iters)} iterations, "
+          f"|grad|={float(res.grad_norm):.1e})")
+
+    rot = SO3()
+    r_pi = jnp.diag(jnp.array([1.0, -1.0, -1.0]))  # rotation by pi about x
+    print("SO(3): angle of diag(1,-1,-1) =", float(rot.dist(jnp.eye(3), r_pi)),
+          "; gradient finite:", bool(jnp.all(jnp.isfinite(jax.grad(rot.dist, argnums=1)(jnp.eye(3), r_pi)))))
+
+    a = jnp.diag(jnp.array([3.0, 1.0, 0.2]))
+    tx = riemannian_adam(0.05, manifolds=sphere)
+    v = jnp.array([1.0, 1.0, 1.0]) / jnp.sqrt(3.0)
+    state = tx.init(v)
+    rayleigh = lambda v: v @ a @ v  # noqa: E731
+    losses = []
+    for _ in progress(range(300), desc="riemannian_adam"):
+        g = jax.grad(rayleigh)(v)
+        updates, state = tx.update(g, state, v)
+        v = optax.apply_updates(v, updates)
+        losses.append(float(rayleigh(v)))
+    print(f"Riemannian Adam on min v^T A v, |v| = 1: value {losses[-1]:.4f} (smallest eigenvalue 0.2), "
+          f"|v| = {float(jnp.linalg.norm(v)):.6f}")
+    return {"rayleigh": losses}
+
+
+def save_figure(out_dir: Path, linalg_data: dict, manifold_data: dict | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     gaps = linalg_data["gaps"]
     naive = np.asarray(linalg_data["err_naive"], dtype=float)
     ax.loglog(gaps, np.maximum(linalg_data["err_geom"], 1e-9), "o-", label="geomjax.linalg.sqrtm")
@@ -85,6 +130,11 @@ def save_figure(out_dir: Path, linalg_data: dict) -> Path:
     ax.set_ylabel("relative gradient error")
     ax.set_title("Gradient of sqrtm near repeated eigenvalues")
     ax.legend()
+    if manifold_data is not None:
+        ax2.semilogy(np.asarray(manifold_data["rayleigh"]) - 0.2)
+        ax2.set_xlabel("step")
+        ax2.set_ylabel("v^T A v - lambda_min")
+        ax2.set_title("Riemannian Adam on the sphere")
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "tour.png"
@@ -108,7 +158,9 @@ def main() -> None:
     print(f"geomjax {geomjax.__version__} on jax {jax.__version__} ({jax.default_backend()})")
     out_dir = Path(args.out)
     linalg_data = section_linalg(out_dir, progress)
-    path = save_figure(out_dir, linalg_data)
+    manifold_data = section_manifolds(progress)
+    print("\nMore: examples/poincare_tree.py (hyperbolic embedding of a tree with Riemannian Adam).")
+    path = save_figure(out_dir, linalg_data, manifold_data)
     print(f"\nSaved figure: {path}")
 
 

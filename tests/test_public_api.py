@@ -17,8 +17,8 @@ PUBLIC = {
         "assert_allclose_dtype", "check_grads_finite", "check_manifold_axioms", "default_tolerance",
     },
     "geomjax.manifolds": {
-        "Euclidean", "FrechetMeanResult", "Lorentz", "Manifold", "PoincareBall",
-        "Product", "SE3", "SO3", "Sphere", "frechet_mean", "exp_so3", "log_so3",
+        "Euclidean", "FrechetMeanResult", "Grassmann", "Lorentz", "Manifold", "PoincareBall",
+        "Product", "SE3", "SO3", "Sphere", "Stiefel", "frechet_mean", "exp_so3", "log_so3",
         "exp_se3", "log_se3", "quat_to_matrix", "matrix_to_quat", "mobius_add",
         "lorentz_to_poincare", "poincare_to_lorentz",
     },

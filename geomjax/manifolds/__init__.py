@@ -2,6 +2,7 @@
 
 from geomjax.manifolds._base import Manifold
 from geomjax.manifolds._euclidean import Euclidean
+from geomjax.manifolds._grassmann import Grassmann
 from geomjax.manifolds._lorentz import Lorentz, lorentz_to_poincare, minkowski_inner, poincare_to_lorentz
 from geomjax.manifolds._mean import FrechetMeanResult, frechet_mean
 from geomjax.manifolds._poincare import PoincareBall, mobius_add, mobius_matvec, mobius_scalar_mul
@@ -22,10 +23,12 @@ from geomjax.manifolds._so3 import (
     vee,
 )
 from geomjax.manifolds._sphere import Sphere
+from geomjax.manifolds._stiefel import Stiefel
 
 __all__ = [
     "Euclidean",
     "FrechetMeanResult",
+    "Grassmann",
     "Lorentz",
     "Manifold",
     "PoincareBall",
@@ -33,6 +36,7 @@ __all__ = [
     "SE3",
     "SO3",
     "Sphere",
+    "Stiefel",
     "axis_angle_to_matrix",
     "exp_se3",
     "exp_so3",

@@ -54,6 +54,23 @@ def where_small(
     return jnp.where(is_small, small(x_small), large(x_large))
 
 
+def series_in_square(s: ArrayLike, coeffs: tuple[float, ...], large: Callable[[Array], Array]) -> Array:
+    """``f(sqrt(s))`` for an even function ``f``: a power series in ``s`` near 0, closed form elsewhere.
+
+    ``coeffs`` are the first four Taylor coefficients of ``f(sqrt(s))`` in ``s`` (truncation error
+    ``O(s^4)``, so the switch at ``eps^(1/4)`` keeps it below ``eps``); ``large(r)`` is the closed
+    form in ``r = sqrt(s)``. A series in ``s = |u|^2`` rather than ``|u|`` keeps every derivative
+    exact and finite at ``u = 0`` (e.g. ``cos|u|``, ``sin|u| / |u|`` in exponential maps).
+    """
+    s = jnp.asarray(s)
+    thr = taylor_threshold(s.dtype, 4)
+
+    def small(t):
+        return coeffs[0] + t * (coeffs[1] + t * (coeffs[2] + t * coeffs[3]))
+
+    return where_small(s, small, lambda t: large(jnp.sqrt(t)), thr)
+
+
 def safe_div(num: ArrayLike, den: ArrayLike, fill: float = 0.0) -> Array:
     """``num / den`` where ``den != 0``, else ``fill``; gradients are finite everywhere."""
     num = jnp.asarray(num)

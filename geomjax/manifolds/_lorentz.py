@@ -7,20 +7,19 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, PRNGKey
+from geomjax._core import Array, ArrayLike, PRNGKey, series_in_square
 from geomjax.manifolds._base import Manifold
 from geomjax.manifolds._poincare import _asinhc_sq, _check_curvature, _check_dim, _sigma_floor
-from geomjax.manifolds._sphere import _series_sq
 
 
 def _cosh_sq(s: Array) -> Array:
     """``cosh(sqrt(s))``."""
-    return _series_sq(s, (1.0, 1.0 / 2, 1.0 / 24, 1.0 / 720), jnp.cosh)
+    return series_in_square(s, (1.0, 1.0 / 2, 1.0 / 24, 1.0 / 720), jnp.cosh)
 
 
 def _sinhc_sq(s: Array) -> Array:
     """``sinh(sqrt(s)) / sqrt(s)``."""
-    return _series_sq(s, (1.0, 1.0 / 6, 1.0 / 120, 1.0 / 5040), lambda r: jnp.sinh(r) / r)
+    return series_in_square(s, (1.0, 1.0 / 6, 1.0 / 120, 1.0 / 5040), lambda r: jnp.sinh(r) / r)
 
 
 def _safe_sqrt(s: Array) -> Array:

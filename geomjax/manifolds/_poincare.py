@@ -8,28 +8,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from geomjax._core import Array, ArrayLike, PRNGKey, eps, safe_norm
+from geomjax._core import Array, ArrayLike, PRNGKey, eps, safe_norm, series_in_square
 from geomjax.manifolds._base import Manifold
-from geomjax.manifolds._sphere import _series_sq
 
 # -- even functions of sqrt(s), Taylor-safe in s = (argument)^2 -----------------------------
 
 
 def _tanhc_sq(s: Array) -> Array:
     """``tanh(sqrt(s)) / sqrt(s)``."""
-    return _series_sq(s, (1.0, -1.0 / 3, 2.0 / 15, -17.0 / 315), lambda r: jnp.tanh(r) / r)
+    return series_in_square(s, (1.0, -1.0 / 3, 2.0 / 15, -17.0 / 315), lambda r: jnp.tanh(r) / r)
 
 
 def _asinhc_sq(s: Array) -> Array:
     """``asinh(sqrt(s)) / sqrt(s)``."""
-    return _series_sq(s, (1.0, -1.0 / 6, 3.0 / 40, -5.0 / 112), lambda r: jnp.arcsinh(r) / r)
+    return series_in_square(s, (1.0, -1.0 / 6, 3.0 / 40, -5.0 / 112), lambda r: jnp.arcsinh(r) / r)
 
 
 def _artanhc_sq(s: Array) -> Array:
     """``artanh(sqrt(s)) / sqrt(s)``, with ``sqrt(s)`` clipped to ``1 - eps`` (stays finite)."""
     top = (1.0 - eps(s.dtype)) ** 2
     s = jnp.minimum(s, top)
-    return _series_sq(s, (1.0, 1.0 / 3, 1.0 / 5, 1.0 / 7), lambda r: jnp.arctanh(r) / r)
+    return series_in_square(s, (1.0, 1.0 / 3, 1.0 / 5, 1.0 / 7), lambda r: jnp.arctanh(r) / r)
 
 
 def _sech2_sq(s: Array) -> Array:
@@ -39,7 +38,7 @@ def _sech2_sq(s: Array) -> Array:
         e = jnp.exp(-2.0 * r)
         return 4.0 * e / (1.0 + e) ** 2
 
-    return _series_sq(s, (1.0, -1.0, 2.0 / 3, -17.0 / 45), large)
+    return series_in_square(s, (1.0, -1.0, 2.0 / 3, -17.0 / 45), large)
 
 
 # -- helpers shared with the Lorentz model ---------------------------------------------------

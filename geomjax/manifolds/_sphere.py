@@ -14,36 +14,19 @@ from geomjax._core import (
     eps,
     safe_div,
     safe_norm,
-    taylor_threshold,
-    where_small,
+    series_in_square,
 )
 from geomjax.manifolds._base import Manifold
 
 
-def _series_sq(s: Array, coeffs: tuple[float, ...], large) -> Array:
-    """``f(sqrt(s))`` for an even function ``f``, as a power series in ``s`` near 0.
-
-    ``coeffs`` are the Taylor coefficients of ``f(sqrt(s))`` in ``s`` (four terms, so the
-    truncation error is ``O(s^4)`` and the switch-over ``eps^(1/4)`` leaves it below ``eps``);
-    ``large(r)`` is the closed form in ``r = sqrt(s)``. Being a series in ``s = |u|^2`` (not in
-    ``|u|``) keeps every derivative exact and finite at ``u = 0``.
-    """
-    thr = taylor_threshold(s.dtype, 4)
-
-    def small(t):
-        return coeffs[0] + t * (coeffs[1] + t * (coeffs[2] + t * coeffs[3]))
-
-    return where_small(s, small, lambda t: large(jnp.sqrt(t)), thr)
-
-
 def _cos_sq(s: Array) -> Array:
     """``cos(sqrt(s))``."""
-    return _series_sq(s, (1.0, -1.0 / 2, 1.0 / 24, -1.0 / 720), jnp.cos)
+    return series_in_square(s, (1.0, -1.0 / 2, 1.0 / 24, -1.0 / 720), jnp.cos)
 
 
 def _sinc_sq(s: Array) -> Array:
     """``sin(sqrt(s)) / sqrt(s)``."""
-    return _series_sq(s, (1.0, -1.0 / 6, 1.0 / 120, -1.0 / 5040), lambda r: jnp.sin(r) / r)
+    return series_in_square(s, (1.0, -1.0 / 6, 1.0 / 120, -1.0 / 5040), lambda r: jnp.sin(r) / r)
 
 
 @jax.tree_util.register_dataclass

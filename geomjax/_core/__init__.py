@@ -17,6 +17,7 @@ from geomjax._core._solution import Solution
 from geomjax._core._typing import Array, ArrayLike, PRNGKey, PyTree, Scalar
 from geomjax._core._validation import (
     as_float_array,
+    as_float_array_of_shape,
     check_min_ndim,
     check_ndim,
     check_option,
@@ -33,6 +34,7 @@ __all__ = [
     "Scalar",
     "Solution",
     "as_float_array",
+    "as_float_array_of_shape",
     "check_min_ndim",
     "check_ndim",
     "check_option",

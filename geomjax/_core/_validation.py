@@ -24,6 +24,16 @@ def as_float_array(fn: str, name: str, x: ArrayLike) -> Array:
     return arr
 
 
+def as_float_array_of_shape(fn: str, name: str, x: ArrayLike, shape: tuple[int, ...]) -> Array:
+    """``as_float_array`` that also requires exactly ``shape``; errors name the argument."""
+    arr = as_float_array(fn, name, x)
+    if arr.shape != tuple(shape):
+        raise ValueError(
+            f"{fn}: argument `{name}` must have shape {tuple(shape)}; got shape {arr.shape}"
+        )
+    return arr
+
+
 def check_ndim(fn: str, name: str, x: ArrayLike, ndim: int | Iterable[int]) -> None:
     """Require ``x.ndim`` to be ``ndim`` (or one of them)."""
     allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)

@@ -19,7 +19,7 @@ from geomjax._core import (
     Array,
     ArrayLike,
     PRNGKey,
-    as_float_array,
+    as_float_array_of_shape,
     eps,
     taylor_threshold,
     where_small,
@@ -185,13 +185,7 @@ class Grassmann(Manifold):
         return self.p * (self.n - self.p)
 
     def _arr(self, fn: str, name: str, a: ArrayLike) -> Array:
-        a = as_float_array(f"Grassmann.{fn}", name, a)
-        if a.shape != (self.n, self.p):
-            raise ValueError(
-                f"Grassmann.{fn}: argument `{name}` must have shape {(self.n, self.p)}; "
-                f"got {a.shape}"
-            )
-        return a
+        return as_float_array_of_shape(f"Grassmann.{fn}", name, a, (self.n, self.p))
 
     # -- metric ----------------------------------------------------------------------------
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:

@@ -26,17 +26,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from geomjax._core import Array, ArrayLike, PRNGKey, as_float_array, safe_norm, taylor_threshold
+from geomjax._core import (
+    Array,
+    ArrayLike,
+    PRNGKey,
+    as_float_array_of_shape,
+    safe_norm,
+    taylor_threshold,
+)
 from geomjax.manifolds._base import Manifold
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def _arr(fn: str, name: str, x: ArrayLike, shape: tuple[int, ...]) -> Array:
-    """Float array of exactly ``shape``; ValueError/TypeError naming the argument otherwise."""
-    arr = as_float_array(fn, name, x)
-    if arr.shape != shape:
-        raise ValueError(f"{fn}: argument `{name}` must have shape {shape}; got shape {arr.shape}")
-    return arr
+_arr = as_float_array_of_shape
 
 
 def _series_or_closed(t2: Array, coeffs: tuple[float, ...], closed, thr: float) -> Array:

@@ -20,7 +20,7 @@ from geomjax._core import (
     ArrayLike,
     PRNGKey,
     Solution,
-    as_float_array,
+    as_float_array_of_shape,
     check_option,
     eps,
 )
@@ -143,13 +143,7 @@ class Stiefel(Manifold):
         return self.n * self.p - self.p * (self.p + 1) // 2
 
     def _arr(self, fn: str, name: str, a: ArrayLike) -> Array:
-        a = as_float_array(f"Stiefel.{fn}", name, a)
-        if a.shape != (self.n, self.p):
-            raise ValueError(
-                f"Stiefel.{fn}: argument `{name}` must have shape {(self.n, self.p)}; "
-                f"got {a.shape}"
-            )
-        return a
+        return as_float_array_of_shape(f"Stiefel.{fn}", name, a, (self.n, self.p))
 
     # -- metric ----------------------------------------------------------------------------
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:

@@ -12,8 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from jax.test_util import check_grads
 
+from geomjax.testing import check_grads_finite
 from geomjax.manifolds._sphere import Sphere
 
 DIM = 4
@@ -72,20 +74,10 @@ def _data(dtype_name):
     return dict(xs=xs, ys=ys, us=us), jax.tree.map(np.asarray, q)
 
 
-def _value_grad_hvp(f, args, directions):
-    # eager on purpose: op-by-op dispatch reuses the per-primitive compilations across tests,
-    # while one jit of this Hessian-vector graph costs seconds of XLA compile time on a CPU.
-    argnums = tuple(range(len(args)))
-    g, hv = jax.jvp(lambda *a: jax.grad(f, argnums)(*a), args, directions)
-    return f(*args), g, hv
-
-
 def _assert_finite_derivatives(f, args):
     """Value, gradient and a forward-over-reverse Hessian-vector product of scalar ``f`` are
-    finite (one compilation; a NaN Hessian entry would propagate into the product)."""
-    directions = tuple(jnp.linspace(0.5, 1.5, a.size, dtype=a.dtype).reshape(a.shape) for a in args)
-    for leaf in jax.tree.leaves(_value_grad_hvp(f, tuple(args), directions)):
-        assert np.all(np.isfinite(np.asarray(leaf)))
+    finite (eager: op-by-op dispatch reuses compilations across tests)."""
+    check_grads_finite(f, tuple(args), order=2, hessian="hvp")
 
 
 # -- construction ----------------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from geomjax.linalg._lyapunov import solve_lyapunov
 from geomjax.linalg._matrix_functions import expm, invsqrtm, logm, powm, sqrtm
+from geomjax.linalg._nuclear import nuclear_norm
 from geomjax.linalg._spectral import spectral_fn, sym
 
 __all__ = [
     "expm",
     "invsqrtm",
     "logm",
+    "nuclear_norm",
     "powm",
     "solve_lyapunov",
     "spectral_fn",

@@ -22,6 +22,15 @@ from geomjax.manifolds._so3 import (
     rotation_angle,
     vee,
 )
+from geomjax.manifolds._spd_affine import SPDAffineInvariant
+from geomjax.manifolds._spd_bures import (
+    SPDBuresWasserstein,
+    SPDGeneralizedBuresWasserstein,
+    bures_wasserstein_sqdist,
+)
+from geomjax.manifolds._spd_log_cholesky import SPDLogCholesky
+from geomjax.manifolds._spd_log_euclidean import SPDLogEuclidean
+from geomjax.manifolds._spd_power import PowerDeformed
 from geomjax.manifolds._sphere import Sphere
 from geomjax.manifolds._stiefel import Stiefel
 
@@ -32,7 +41,14 @@ __all__ = [
     "Lorentz",
     "Manifold",
     "PoincareBall",
+    "PowerDeformed",
     "Product",
+    "SPDAffineInvariant",
+    "SPDBuresWasserstein",
+    "SPDGeneralizedBuresWasserstein",
+    "SPDLogCholesky",
+    "SPDLogEuclidean",
+    "bures_wasserstein_sqdist",
     "SE3",
     "SO3",
     "Sphere",

@@ -47,7 +47,9 @@ def _resolve_metric(fn: str, metric, n: int) -> Manifold:
 def _check_stack(fn: str, x: ArrayLike) -> Array:
     x = as_float_array(fn, "x", x)
     if x.ndim != 3 or x.shape[1] != x.shape[2] or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"{fn}: argument `x` must be a stack of SPD matrices, shape (k, n, n), k >= 1; got shape {x.shape}")
+        raise ValueError(
+            f"{fn}: argument `x` must be a stack of SPD matrices, shape (k, n, n), k >= 1; got shape {x.shape}"
+        )
     return x
 
 
@@ -58,7 +60,7 @@ def mdm_fit(
     *,
     metric: Manifold | None = None,
     sample_weight: ArrayLike | None = None,
-    max_iter: int = 50,
+    max_iter: int = 30,
     tol: float | None = None,
 ) -> MDMState:
     r"""Fit a minimum-distance-to-mean classifier: one Frechet mean per class.
@@ -80,7 +82,9 @@ def mdm_fit(
       metric: an SPD metric of :mod:`geomjax.manifolds` of size ``n`` (with ``mean``); default
         ``SPDAffineInvariant(n)``.
       sample_weight: non-negative weights ``(k,)``; default equal.
-      max_iter: iteration budget of each class mean (static int).
+      max_iter: iteration budget of each class mean (static int). The iterative means run a
+        fixed number of masked steps (so they are differentiable), so the cost grows with it;
+        the Karcher flow typically meets ``tol`` in 5-15 steps.
       tol: gradient-norm tolerance of each class mean; default the metric's.
 
     Returns:

@@ -83,7 +83,6 @@ def _gram_factor(metric: Manifold, c: Array) -> Array:
 
 
 def _log_coords(metric: Manifold, x: Array, c: Array) -> Array:
-    n = c.shape[0]
     if isinstance(metric, SPDAffineInvariant):
         w = invsqrtm(c)
         return _upper(logm(_sym(w @ x @ w)))

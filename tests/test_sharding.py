@@ -115,3 +115,34 @@ def test_frechet_mean_sharded_init_from_device_zero(mesh, x64):
     res = sharded(_shard(mesh, pts))
     single = frechet_mean(m, pts, init=pts[0], max_iter=1)
     np.testing.assert_allclose(res.mean, single.mean, atol=1e-14)
+
+
+# -- Riemannian batch norm -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric_name", ["aim", "gbw"])
+def test_riemannian_batch_norm_sharded_equals_single_device(mesh, metric_name, x64):
+    from geomjax.manifolds import PowerDeformed, SPDAffineInvariant, SPDGeneralizedBuresWasserstein
+    from geomjax.spdnet import rbn_init, riemannian_batch_norm
+
+    n = 3
+    keys = jax.random.split(jax.random.key(3), 2 * N_DEVICES)
+    x = jax.vmap(SPDAffineInvariant(n).random_point, in_axes=(0, None))(keys, jnp.float64)
+    metric = (
+        SPDAffineInvariant(n)
+        if metric_name == "aim"
+        else PowerDeformed(SPDGeneralizedBuresWasserstein(jnp.diag(jnp.array([1.0, 2.0, 0.5]))), 0.7)
+    )
+    state = rbn_init(n, jnp.float64)
+
+    def run(xs, axis_name=None):
+        return riemannian_batch_norm(xs, state, metric, scale=0.4, training=True, mean_iter=20, axis_name=axis_name)
+
+    y_single, st_single = run(x)
+    sharded = jax.jit(
+        jax.shard_map(lambda xs: run(xs, "data"), mesh=mesh, in_specs=P("data"), out_specs=(P("data"), P()))
+    )
+    y, st = sharded(_shard(mesh, x))
+    np.testing.assert_allclose(y, y_single, atol=1e-10)
+    np.testing.assert_allclose(st.running_mean, st_single.running_mean, atol=1e-12)
+    np.testing.assert_allclose(st.running_var, st_single.running_var, atol=1e-12)

@@ -1,6 +1,6 @@
 """Private helpers shared by every geomjax area (not public API)."""
 
-from geomjax._core._distributed import pmean_if, psum_if
+from geomjax._core._distributed import match_varying, pmean_if, psum_if
 from geomjax._core._numerics import (
     eps,
     safe_div,
@@ -42,6 +42,7 @@ __all__ = [
     "check_same_shape",
     "check_square",
     "eps",
+    "match_varying",
     "normal_like",
     "pmean_if",
     "psum_if",

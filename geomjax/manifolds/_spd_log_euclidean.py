@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike
+from geomjax._core import Array, ArrayLike, match_varying
 from geomjax.linalg import expm, logm
 from geomjax.manifolds._mean import FrechetMeanResult
 from geomjax.manifolds._spd_common import SPDBase, check_n, check_stack, closed_form_mean, sym
@@ -15,12 +15,14 @@ from geomjax.manifolds._spd_common import SPDBase, check_n, check_stack, closed_
 
 def _dlog(x: Array, u: Array) -> Array:
     """Frechet derivative ``D log(X)[U]`` (Daleckii-Krein, through the stable ``logm`` JVP)."""
-    return jax.jvp(logm, (x,), (sym(u),))[1]
+    u = sym(u)
+    return jax.jvp(logm, (match_varying(x, u),), (u,))[1]
 
 
 def _dexp(s: Array, v: Array) -> Array:
     """Frechet derivative ``D exp(S)[V]``, the inverse of ``D log(exp S)``."""
-    return jax.jvp(expm, (s,), (sym(v),))[1]
+    v = sym(v)
+    return jax.jvp(expm, (match_varying(s, v),), (v,))[1]
 
 
 @jax.tree_util.register_dataclass

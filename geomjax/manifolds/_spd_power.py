@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from geomjax._core import Array, ArrayLike, PRNGKey
+from geomjax._core import Array, ArrayLike, PRNGKey, match_varying
 from geomjax.linalg import powm
 from geomjax.manifolds._mean import FrechetMeanResult
 from geomjax.manifolds._spd_common import SPDBase, check_stack, sym
@@ -100,11 +100,13 @@ class PowerDeformed(SPDBase):
         return sym(powm(y, 1.0 / self._theta(y)))
 
     def _dphi(self, x: Array, u: Array) -> Array:
-        return sym(jax.jvp(self._phi, (x,), (sym(u),))[1])
+        u = sym(u)  # (an invariant point may meet a per-device tangent inside shard_map)
+        return sym(jax.jvp(self._phi, (match_varying(x, u),), (u,))[1])
 
     def _dphi_inv(self, y: Array, w: Array) -> Array:
         """``D(phi^{-1})`` at ``y = phi(x)``: the inverse of ``D phi_x``."""
-        return sym(jax.jvp(self._phi_inv, (y,), (sym(w),))[1])
+        w = sym(w)
+        return sym(jax.jvp(self._phi_inv, (match_varying(y, w),), (w,))[1])
 
     def random_point(self, key: PRNGKey, dtype=jnp.float32) -> Array:
         return self.metric.random_point(key, dtype)

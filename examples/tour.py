@@ -111,6 +111,38 @@ def section_manifolds(progress) -> dict:
     return {"rayleigh": losses}
 
 
+def section_spd() -> None:
+    from geomjax import manifolds as M
+    from geomjax.spdnet import rbn_init, riemannian_batch_norm
+
+    heading("3. SPD geometry and SPD networks (geomjax.manifolds, geomjax.spdnet)")
+    q, _ = jnp.linalg.qr(jax.random.normal(jax.random.key(1), (4, 4)))
+    x = (q * jnp.array([1e-5, 1e-2, 1.0, 3.0])) @ q.T  # condition number 3e5, float32
+    y = jnp.diag(jnp.array([1e-4, 0.1, 1.0, 2.0]))
+    metrics = {
+        "affine-invariant": M.SPDAffineInvariant(4),
+        "log-Euclidean": M.SPDLogEuclidean(4),
+        "log-Cholesky": M.SPDLogCholesky(4),
+        "Bures-Wasserstein": M.SPDBuresWasserstein(4),
+        "generalized BW (M)": M.SPDGeneralizedBuresWasserstein(jnp.diag(jnp.array([1.0, 2.0, 3.0, 4.0]))),
+        "power-deformed BW": M.PowerDeformed(M.SPDBuresWasserstein(4), 0.5),
+    }
+    for name, m in metrics.items():
+        g = jax.grad(m.dist)(x, y)
+        print(f"  {name:<20} d(X, Y) = {float(m.dist(x, y)):8.4f}   gradient finite: {bool(jnp.all(jnp.isfinite(g)))}")
+    gbw = lambda mm: M.SPDGeneralizedBuresWasserstein(mm).dist(x, y)  # noqa: E731
+    print("  d/dM of the generalized BW distance at M = I (learnable metric), finite:",
+          bool(jnp.all(jnp.isfinite(jax.grad(gbw)(jnp.eye(4))))))
+    keys = jax.random.split(jax.random.key(2), 16)
+    batch = jax.vmap(M.SPDAffineInvariant(4).random_point)(keys)
+    out, state = riemannian_batch_norm(batch, rbn_init(4), M.SPDAffineInvariant(4), training=True)
+    mean = M.SPDAffineInvariant(4).mean(out).mean
+    print(f"  Riemannian batch norm (AIM): Frechet mean of the output is I to "
+          f"{float(jnp.max(jnp.abs(mean - jnp.eye(4)))):.1e}")
+    print("  More: examples/spd_batchnorm.py (SPDNet with AIM / GBWM batch norm under session shift),")
+    print("        examples/mdm_eeg.py (augmented covariance + minimum distance to mean).")
+
+
 def save_figure(out_dir: Path, linalg_data: dict, manifold_data: dict | None = None) -> Path:
     import matplotlib
 
@@ -159,6 +191,7 @@ def main() -> None:
     out_dir = Path(args.out)
     linalg_data = section_linalg(out_dir, progress)
     manifold_data = section_manifolds(progress)
+    section_spd()
     print("\nMore: examples/poincare_tree.py (hyperbolic embedding of a tree with Riemannian Adam).")
     path = save_figure(out_dir, linalg_data, manifold_data)
     print(f"\nSaved figure: {path}")

@@ -11,7 +11,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("linalg", "manifolds", "nn", "optim", "spdnet", "testing")
+_SUBPACKAGES = ("curvature", "linalg", "manifolds", "nn", "optim", "spdnet", "testing")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

@@ -24,7 +24,14 @@ PUBLIC = {
         "SPDLogCholesky", "SPDBuresWasserstein", "SPDGeneralizedBuresWasserstein", "PowerDeformed",
         "bures_wasserstein_sqdist", "loki_predict",
     },
-    "geomjax.optim": {"riemannian_adam", "riemannian_sgd", "RiemannianAdamState", "RiemannianSGDState"},
+    "geomjax.optim": {
+        "riemannian_adam", "riemannian_sgd", "RiemannianAdamState", "RiemannianSGDState",
+        "adahessian", "scale_by_adahessian", "AdaHessianState", "mfac", "scale_by_mfac", "MFACState",
+    },
+    "geomjax.curvature": {
+        "hvp", "ggn_vp", "fisher_vp", "empirical_fisher_vp", "hutchinson_diag", "hutchinson_trace",
+        "lanczos", "top_eigenvalues", "slq_density", "empirical_ntk", "MFACInverse",
+    },
     "geomjax.nn": {
         "BiMap", "HyperbolicEmbedding", "LogEig", "ManifoldParam", "MatrixPower", "ReEig",
         "SPDBatchNorm", "manifold_tree",
@@ -58,6 +65,7 @@ DIRECTION = [
     ("geomjax.testing", ["flax", "ott"]),
     ("geomjax.optim", ["flax", "ott"]),
     ("geomjax.spdnet", ["flax", "ott", "optax"]),
+    ("geomjax.curvature", ["flax", "ott", "optax"]),
 ]
 
 

@@ -1,6 +1,6 @@
 """Private helpers shared by every geomjax area (not public API)."""
 
-from geomjax._core._distributed import match_varying, pmean_if, psum_if
+from geomjax._core._distributed import match_varying, pmean_if, psum_if, vary_if
 from geomjax._core._numerics import (
     eps,
     safe_div,
@@ -55,5 +55,6 @@ __all__ = [
     "split_like_tree",
     "stop_gradient_like",
     "taylor_threshold",
+    "vary_if",
     "where_small",
 ]

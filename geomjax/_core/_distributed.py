@@ -42,3 +42,24 @@ def match_varying(x, like):
     if not extra:
         return x
     return jax.lax.pcast(x, extra, to="varying")
+
+
+def vary_if(tree: PyTree, axis_name: str | None) -> PyTree:
+    """Mark every leaf of ``tree`` as varying over ``axis_name`` (a no-op when it is None).
+
+    Inside ``jax.shard_map`` with varying-axis checking (the default), the derivative with
+    respect to a replicated (invariant) input of a per-device (varying) output is already summed
+    over devices: the transpose of the implicit ``pvary`` is a ``psum``. Differentiating at a
+    varying copy of the parameters keeps every product local to its shard instead, so one
+    explicit ``pmean`` afterwards gives the average over devices in every mode (``shard_map``
+    with or without ``check_vma``, ``pmap``).
+    """
+    if axis_name is None:
+        return tree
+    names = (axis_name,) if isinstance(axis_name, str) else tuple(axis_name)
+
+    def cast(x):
+        extra = tuple(n for n in names if n not in _varying_axes(x))
+        return jax.lax.pcast(x, extra, to="varying") if extra else x
+
+    return jax.tree.map(cast, tree)

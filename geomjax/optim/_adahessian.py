@@ -33,8 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from geomjax._core import Array, PyTree, pmean_if, rademacher_like
-from geomjax._core._distributed import _varying_axes
+from geomjax._core import Array, PyTree, pmean_if, rademacher_like, vary_if
 from geomjax.curvature._hvp import hvp
 
 __all__ = ["AdaHessianState", "adahessian", "scale_by_adahessian"]
@@ -140,26 +139,6 @@ def _check_params(fn: str, params: PyTree) -> None:
                 f"{fn}: argument `params` must have real floating leaves; got a leaf of dtype "
                 f"{jnp.result_type(x)}"
             )
-
-
-def _vary(tree: PyTree, axis_name: str | None) -> PyTree:
-    """Mark the leaves of ``tree`` as varying over ``axis_name`` (no-op without one).
-
-    Inside ``jax.shard_map`` (``check_vma=True``, the default) the derivative with respect to a
-    replicated parameter of a per-shard loss comes out already *summed* over devices (the
-    transpose of the implicit ``pvary`` is a ``psum``). Differentiating at a varying copy keeps
-    gradient and HVP local, so the one explicit ``pmean`` gives the full-batch mean in every
-    mode (``shard_map`` with or without ``check_vma``, ``pmap``).
-    """
-    if axis_name is None:
-        return tree
-
-    def cast(x):
-        if axis_name in _varying_axes(x):
-            return x
-        return jax.lax.pcast(x, (axis_name,), to="varying")
-
-    return jax.tree.map(cast, tree)
 
 
 def _spatial_abs_mean(d: Array, axes: tuple[int, ...]) -> Array:
@@ -301,15 +280,15 @@ def scale_by_adahessian(
     def estimate(params, loss_fn, batch_args, key, axes):
         """(gradient, D) at params: one forward-over-reverse pass (vmapped over probes)."""
         keys = jax.random.split(key, n_samples)
-        params = _vary(params, axis_name)
+        params = vary_if(params, axis_name)
         if n_samples == 1:
-            z = _vary(rademacher_like(keys[0], params), axis_name)
+            z = vary_if(rademacher_like(keys[0], params), axis_name)
             g, hz = hvp(loss_fn, params, z, *batch_args)
             d_hat = jax.tree.map(lambda zi, hi: zi * hi, z, hz)
         else:
 
             def one(k):
-                z = _vary(rademacher_like(k, params), axis_name)
+                z = vary_if(rademacher_like(k, params), axis_name)
                 g, hz = hvp(loss_fn, params, z, *batch_args)
                 return g, jax.tree.map(lambda zi, hi: zi * hi, z, hz)
 
@@ -353,7 +332,7 @@ def scale_by_adahessian(
                 return estimate(params, loss_fn, batch_args, step_key, axes)
 
             def stale(_):
-                g = jax.grad(loss_fn)(_vary(params, axis_name), *batch_args)
+                g = jax.grad(loss_fn)(vary_if(params, axis_name), *batch_args)
                 return pmean_if(g, axis_name), state.hess
 
             g, d = jax.lax.cond(state.count % update_every == 0, fresh, stale, None)

@@ -1,0 +1,51 @@
+"""Private pytree helpers shared by the curvature products (not public API)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from geomjax._core import Array, PyTree
+
+
+def check_like(fn: str, name: str, tree: PyTree, like_name: str, like: PyTree) -> PyTree:
+    """Require ``tree`` to have the structure and leaf shapes of ``like``; cast to its dtypes.
+
+    Raises:
+      ValueError: naming ``name`` when the structure or a leaf shape differs.
+    """
+    leaves_t, def_t = jax.tree.flatten(tree)
+    leaves_l, def_l = jax.tree.flatten(like)
+    shapes_t = [jnp.shape(a) for a in leaves_t]
+    shapes_l = [jnp.shape(a) for a in leaves_l]
+    if def_t != def_l or shapes_t != shapes_l:
+        raise ValueError(
+            f"{fn}: argument `{name}` must have the pytree structure and leaf shapes of "
+            f"`{like_name}`; got {def_t} {shapes_t} vs {def_l} {shapes_l}"
+        )
+    return jax.tree.map(lambda t, p: jnp.asarray(t, _float(p)), tree, like)
+
+
+def check_float_leaves(fn: str, name: str, tree: PyTree) -> None:
+    """Require every leaf of ``tree`` to have a real floating dtype (and at least one leaf)."""
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        raise ValueError(f"{fn}: argument `{name}` must have at least one array leaf; got {tree!r}")
+    for leaf in leaves:
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"{fn}: every leaf of argument `{name}` must have a real floating dtype; "
+                f"got {dtype}"
+            )
+
+
+def tree_vdot(a: PyTree, b: PyTree) -> Array:
+    """``sum_leaves <a, b>``, the Euclidean inner product of two pytrees with the same structure."""
+    parts = jax.tree.leaves(jax.tree.map(lambda x, y: jnp.vdot(x, y), a, b))
+    return sum(parts[1:], parts[0])
+
+
+def _float(x):
+    dtype = jnp.result_type(x)
+    return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float)

@@ -74,9 +74,18 @@ def algebra_dtype(dtype: Any) -> Any:
 
 
 def chol_of_window(gram: Array, m: int, damping: Any) -> Array:
-    """Lower Cholesky factor of ``m * damping * I + gram`` (symmetrised), in ``gram.dtype``."""
+    """Lower Cholesky factor of ``m * damping * I + gram`` (symmetrised), in ``gram.dtype``.
+
+    The diagonal shift is floored at ``m eps max_i gram_ii``, the round-off level of the Gram
+    matrix: below it ``m * damping`` is invisible in this dtype anyway, and a rank-deficient window
+    (e.g. float32, damping 1e-5, large gradients) would otherwise make the factorization fail
+    (NaN). The floor is inactive whenever the damping is resolvable.
+    """
     k = 0.5 * (gram + jnp.swapaxes(gram, -1, -2))
-    k = k + (m * jnp.asarray(damping, gram.dtype)) * jnp.eye(gram.shape[-1], dtype=gram.dtype)
+    eps = jnp.finfo(gram.dtype).eps
+    floor = m * eps * jnp.max(jnp.diagonal(k, axis1=-2, axis2=-1), axis=-1, keepdims=True)
+    shift = jnp.maximum(m * jnp.asarray(damping, gram.dtype), floor)
+    k = k + shift[..., None] * jnp.eye(gram.shape[-1], dtype=gram.dtype)
     return jnp.linalg.cholesky(k)
 
 

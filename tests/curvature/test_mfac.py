@@ -196,3 +196,20 @@ def test_validation_errors():
         finv.obs_scores({"a": jnp.ones(5)})
     with pytest.raises(TypeError, match="indices"):
         finv.obs_update(jnp.ones(5), jnp.array([0.5]))
+
+
+def test_float32_rank_deficient_window_has_no_nan():
+    """Damping below the float32 round-off of the Gram matrix with a rank-deficient window
+    (m = 8 copies of 2 gradients of size 1e3): the factorization stays finite."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from geomjax.curvature import MFACInverse
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(2, 50)).astype(np.float32) * 1e3
+    grads = jnp.asarray(np.concatenate([base] * 4))
+    inv = MFACInverse.from_gradients(grads, 1e-5)
+    v = jnp.asarray(rng.normal(size=50).astype(np.float32))
+    assert bool(jnp.all(jnp.isfinite(inv.ihvp(v))))
+    assert bool(jnp.all(jnp.isfinite(inv.inverse_diag())))

@@ -20,6 +20,16 @@ machine, so read their ratios, not their milliseconds.
 """
 
 
+def _fmt_check(key: str, value) -> str:
+    """Extra row fields: floats in scientific notation, except multiples (keys ending in ``_x``,
+    e.g. ``slowdown_x`` = geomjax / baseline), written as ``2.31x``."""
+    if isinstance(value, float) and key.endswith("_x"):
+        return f"{key}={value:.2f}x"
+    if isinstance(value, float):
+        return f"{key}={value:.1e}"
+    return f"{key}={value}"
+
+
 def main() -> None:
     parts = [HEADER]
     for path in sorted((HERE / "results").glob("*.json")):
@@ -34,11 +44,7 @@ def main() -> None:
         )
         standard = {"case", "baseline", "geomjax_s", "baseline_s", "ratio"}
         for r in rec["rows"]:
-            checks = ", ".join(
-                f"{k}={v:.1e}" if isinstance(v, float) else f"{k}={v}"
-                for k, v in r.items()
-                if k not in standard
-            )
+            checks = ", ".join(_fmt_check(k, v) for k, v in r.items() if k not in standard)
             parts.append(
                 f"| {r['case']} | {r['baseline']} | {1e3 * r['geomjax_s']:.3f} | "
                 f"{1e3 * r['baseline_s']:.3f} | {r['ratio']:.2f} | {checks} |\n"

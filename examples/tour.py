@@ -7,6 +7,9 @@ Sections:
      where autodiff through ``jnp.linalg.eigh`` returns NaN.
   2. Manifolds (geomjax.manifolds): finite gradients at coincident points, a Frechet mean, SO(3)
      at angle pi, and Riemannian Adam (geomjax.optim) finding an eigenvector on the sphere.
+  3. SPD geometry: six metrics on an ill-conditioned pair, Riemannian batch norm.
+  4. Curvature (geomjax.curvature): Hessian-vector products, Hutchinson and Lanczos checked
+     against the dense Hessian of a small MLP, and the AdaHessian / M-FAC optimizers.
 """
 
 from __future__ import annotations
@@ -143,6 +146,82 @@ def section_spd() -> None:
     print("        examples/mdm_eeg.py (augmented covariance + minimum distance to mean).")
 
 
+def section_curvature() -> None:
+    import optax
+    from jax.flatten_util import ravel_pytree
+
+    from geomjax.curvature import hutchinson_trace, hvp, top_eigenvalues
+    from geomjax.optim import adahessian, mfac
+
+    heading("4. Curvature and second-order optimizers (geomjax.curvature, geomjax.optim)")
+    kx, kp = jax.random.split(jax.random.key(3))
+    x = jax.random.normal(kx, (64, 3))
+    y = jnp.sin(x @ jnp.array([1.0, -2.0, 0.5]))
+
+    def init(key, dtype):
+        k1, k2 = jax.random.split(key)
+        return {"w1": jax.random.normal(k1, (3, 8), dtype) / jnp.sqrt(3.0), "b1": jnp.zeros(8, dtype),
+                "w2": jax.random.normal(k2, (8, 1), dtype) / jnp.sqrt(8.0), "b2": jnp.zeros(1, dtype)}
+
+    def loss(p, x, y):  # a 3-8-1 tanh MLP, mean squared error
+        pred = (jnp.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"])[:, 0]
+        return 0.5 * jnp.mean((pred - y) ** 2)
+
+    with jax.enable_x64(True):  # float64, to compare with the dense Hessian to round-off
+        p = init(kp, jnp.float64)
+        x64, y64 = x.astype(jnp.float64), y.astype(jnp.float64)
+        flat, unravel = ravel_pytree(p)
+        n = 20000
+
+        @jax.jit  # one compilation for all the checks (eager float64 ops would compile one by one)
+        def checks(p, v, key):
+            h = jax.hessian(lambda f: loss(unravel(f), x64, y64))(flat)  # dense 41 x 41 reference
+            hv = ravel_pytree(hvp(loss, p, unravel(v), x64, y64)[1])[0]
+            # many one-probe Hutchinson estimates: their mean is the trace (unbiased), their
+            # variance the exact 2 sum_{i != j} H_ij^2 of Rademacher probes
+            one_probe = lambda k: hutchinson_trace(loss, p, k, 1, x64, y64).trace  # noqa: E731
+            k_probes, k_lanczos = jax.random.split(key)
+            est = jax.vmap(one_probe)(jax.random.split(k_probes, n))
+            mvp = lambda u: hvp(loss, p, u, x64, y64)[1]  # noqa: E731
+            top = top_eigenvalues(mvp, p, k_lanczos, k=3, n_iter=20).eigenvalues
+            return h, hv, est, top
+
+        v = jax.random.normal(jax.random.key(4), flat.shape, jnp.float64)
+        h, hv, est, top = (np.asarray(a) for a in checks(p, v, jax.random.key(0)))
+        print(f"  MLP 3-8-1 ({flat.size} parameters), float64: |hvp(v) - H v| / |H v| = "
+              f"{np.linalg.norm(hv - h @ v) / np.linalg.norm(h @ v):.1e}")
+        off = h - np.diag(np.diag(h))
+        print(f"  Hutchinson trace, mean of {n} one-probe estimates: {est.mean():.3f} +- "
+              f"{est.std() / np.sqrt(n):.3f} (exact {np.trace(h):.3f}); their variance "
+              f"{est.var():.2f} (exact 2 sum_(i!=j) H_ij^2 = {2.0 * np.sum(off**2):.2f})")
+        print(f"  top-3 Hessian eigenvalues, Lanczos (20 iterations): {np.round(top, 6).tolist()}")
+        print(f"                                  dense eigh:         "
+              f"{np.round(np.linalg.eigvalsh(h)[::-1][:3], 6).tolist()}")
+
+    p0 = init(kp, jnp.float32)
+    finals = {}
+    for name, tx in (("optax.adam", optax.adam(0.05)), ("adahessian", adahessian(0.3)),
+                     ("mfac", mfac(0.1, num_grads=16, damping=1e-2))):
+
+        @jax.jit
+        def run(p, tx=tx, name=name):
+            def step(carry, _):
+                p, state = carry
+                if name == "adahessian":  # needs the loss and a key; computes its own gradient
+                    u, state = tx.update(None, state, p, loss_fn=loss, key=jax.random.key(7), batch_args=(x, y))
+                else:
+                    u, state = tx.update(jax.grad(loss)(p, x, y), state, p)
+                return (optax.apply_updates(p, u), state), None
+
+            (p, _), _ = jax.lax.scan(step, (p, tx.init(p)), None, length=50)
+            return loss(p, x, y)
+
+        finals[name] = float(run(p0))
+    print(f"  50 full-batch steps from the same start (loss {float(loss(p0, x, y)):.3f}; learning rates from "
+          "a short sweep), final loss:")
+    print("    " + ", ".join(f"{name} {value:.3f}" for name, value in finals.items()))
+
+
 def save_figure(out_dir: Path, linalg_data: dict, manifold_data: dict | None = None) -> Path:
     import matplotlib
 
@@ -192,7 +271,10 @@ def main() -> None:
     linalg_data = section_linalg(out_dir, progress)
     manifold_data = section_manifolds(progress)
     section_spd()
+    section_curvature()
     print("\nMore: examples/poincare_tree.py (hyperbolic embedding of a tree with Riemannian Adam).")
+    print("      examples/second_order_mlp.py (Adam vs AdaHessian vs M-FAC) and examples/mfac_pruning.py "
+          "(one-shot pruning with M-FAC).")
     path = save_figure(out_dir, linalg_data, manifold_data)
     print(f"\nSaved figure: {path}")
 

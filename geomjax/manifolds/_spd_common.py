@@ -36,6 +36,29 @@ def chol_whiten(x: Array, y: Array) -> tuple[Array, Array]:
     return chol, sym(w)
 
 
+def lift_spectrum(w: Array, lam: Array | None = None) -> Array:
+    """``W + s I`` with a constant (stop-gradient) shift ``s >= 0`` that lifts the smallest
+    eigenvalue of a computed SPD matrix to ``4 n eps lambda_max`` when round-off has pushed it
+    below (``s = 0``, and ``W`` is returned unchanged, otherwise).
+
+    Matrices with condition numbers near ``1 / eps`` (in float32: SPD inputs with cond >~ 1e7, or
+    the whitened ``L^{-1} Y L^{-T}`` of the affine-invariant metric, whose condition number is
+    about ``cond(X) cond(Y)``) can have zero or negative computed eigenvalues, and the eigh-based
+    ``logm``/``sqrtm`` would return NaN. Callers use the lifted matrix for the derivative path
+    (the shift is a constant, so the derivatives are those at the lifted point) and, where
+    accuracy matters, compute the value another way.
+
+    Args:
+      w: symmetric matrix ``(n, n)``.
+      lam: its eigenvalues in ascending order, if already computed (stop-gradient).
+    """
+    if lam is None:
+        lam = jnp.linalg.eigvalsh(jax.lax.stop_gradient(w))
+    floor = 4.0 * w.shape[-1] * jnp.finfo(w.dtype).eps * lam[-1]
+    shift = jnp.maximum(floor - lam[0], 0.0)
+    return w + shift * jnp.eye(w.shape[-1], dtype=w.dtype)
+
+
 class SPDBase(Manifold):
     """Base of the SPD metrics: the point set, sampling and checks (subclasses add a metric).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import numpy as np
 import pytest
 
 from geomjax import manifolds as M
@@ -22,6 +23,19 @@ if hasattr(M, "Stiefel"):
     CASES["stiefel"] = (M.Stiefel(5, 2), {"transport_isometry": False})
 if hasattr(M, "Grassmann"):
     CASES["grassmann"] = (M.Grassmann(5, 2), {})
+
+# SPD metrics (issue: SPD geometry). tangent_scale 0.3 keeps BW's exp inside its injectivity
+# domain (I + L_X[U] positive definite) for the random points (condition numbers ~10-50).
+_M_GBW = np.array([[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 0.5]], np.float32)
+_SPD = {"tangent_scale": 0.3}
+CASES["spd_affine"] = (M.SPDAffineInvariant(3), _SPD)
+CASES["spd_log_euclidean"] = (M.SPDLogEuclidean(3), _SPD)
+CASES["spd_log_cholesky"] = (M.SPDLogCholesky(3), _SPD)
+CASES["spd_bures"] = (M.SPDBuresWasserstein(3), _SPD)
+CASES["spd_gen_bures"] = (M.SPDGeneralizedBuresWasserstein(_M_GBW), _SPD)
+CASES["spd_power_bures"] = (M.PowerDeformed(M.SPDBuresWasserstein(3), 0.5), _SPD)
+CASES["spd_power_gen_bures"] = (M.PowerDeformed(M.SPDGeneralizedBuresWasserstein(_M_GBW), -0.7), _SPD)
+CASES["spd_power_affine"] = (M.PowerDeformed(M.SPDAffineInvariant(3), 1.5), _SPD)
 
 
 # Hyperboloid coordinates grow like cosh(distance from the origin), and the Minkowski inner

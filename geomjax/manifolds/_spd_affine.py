@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike
+from geomjax._core import Array, ArrayLike, match_varying
 from geomjax.linalg import expm, logm, sqrtm
 from geomjax.manifolds._mean import FrechetMeanResult
 from geomjax.manifolds._spd_common import (
@@ -17,6 +17,7 @@ from geomjax.manifolds._spd_common import (
     check_stack,
     chol_whiten,
     fixed_point_mean,
+    floored_logm,
     lift_spectrum,
     sym,
 )
@@ -33,6 +34,21 @@ def _whiten_pair(x: Array, y: Array) -> tuple[Array, Array]:
     return chol, lift_spectrum(w)
 
 
+def _sqdist_value(x: Array, y: Array) -> Array:
+    """``sum (2 log sigma_i(L_X^{-1} L_Y))^2``: the value only (two Cholesky factors, one
+    triangular solve, singular values; no eigendecomposition)."""
+    b = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(x), jnp.linalg.cholesky(y), lower=True)
+    s = jnp.linalg.svd(b, compute_uv=False)
+    return jnp.sum((2.0 * jnp.log(jnp.maximum(s, jnp.finfo(s.dtype).tiny))) ** 2)
+
+
+def _sqdist_smooth(x: Array, y: Array) -> Array:
+    """``|logm(L^{-1} Y L^{-T})|_F^2`` with eigh-based ``logm``: the derivative path."""
+    _, w = _whiten_pair(x, y)
+    return jnp.sum(logm(w) ** 2)
+
+
+@jax.custom_jvp
 def _sqdist(x: Array, y: Array) -> Array:
     """``|log(L^{-1} Y L^{-T})|_F^2``: value from the singular values of ``B = L^{-1} K``
     (``Y = K K^T``, so ``W = B B^T`` has eigenvalues ``sigma(B)^2``), derivatives from
@@ -42,19 +58,19 @@ def _sqdist(x: Array, y: Array) -> Array:
     squaring of the condition number: in float32 with ``cond(X) = cond(Y) = 1e6`` the distance is
     good to 1e-4..1e-3, where the eigenvalues of the explicit ``W`` are off by ``eps |W|`` and
     can be negative), and ``B = I`` exactly when ``Y = X`` (forward substitution of ``L`` by
-    itself), so ``d(X, X) = 0``. The derivative term is the eigh-based ``logm``, whose first and
-    second derivatives are exact and finite at repeated eigenvalues (same pattern as
-    :func:`~geomjax.manifolds.bures_wasserstein_sqdist`).
+    itself), so ``d(X, X) = 0``. The derivatives (a ``custom_jvp``: the primal computes only the
+    value) are those of the eigh-based ``logm``, exact to second order and finite at repeated
+    eigenvalues (same pattern as :func:`~geomjax.manifolds.bures_wasserstein_sqdist`).
     """
-    chol = jnp.linalg.cholesky(x)
-    b = jax.scipy.linalg.solve_triangular(
-        jax.lax.stop_gradient(chol), jax.lax.stop_gradient(jnp.linalg.cholesky(y)), lower=True
-    )
-    s = jnp.linalg.svd(b, compute_uv=False)
-    accurate = jnp.sum((2.0 * jnp.log(jnp.maximum(s, jnp.finfo(s.dtype).tiny))) ** 2)
-    _, w = _whiten_pair(x, y)
-    smooth = jnp.sum(logm(w) ** 2)
-    return accurate + (smooth - jax.lax.stop_gradient(smooth))
+    return _sqdist_value(x, y)
+
+
+@_sqdist.defjvp
+def _sqdist_jvp(primals, tangents):
+    x, y = primals
+    _, tangent = jax.jvp(_sqdist_smooth, primals, tangents)
+    # Calling `_sqdist` (not `_sqdist_value`) keeps the rule differentiable to second order.
+    return match_varying(_sqdist(x, y), tangent), tangent
 
 
 @jax.tree_util.register_dataclass
@@ -180,19 +196,16 @@ class SPDAffineInvariant(SPDBase):
         max_iter, tol = check_iter(fn, max_iter, tol, points.dtype)
         init = expm(jnp.tensordot(w, logm(points), axes=1))
 
-        def mean_log(s):
+        def evaluate(s):
             chol = jnp.linalg.cholesky(s)
-            ws = jax.vmap(lambda p: _whiten_pair(s, p)[1])(points)
-            return chol, jnp.tensordot(w, logm(ws), axes=1)
+            v = jnp.tensordot(w, floored_logm(jax.vmap(lambda p: _whiten(chol, p))(points)), axes=1)
+            return jnp.sqrt(jnp.sum(v**2)), (chol, v)
 
-        def step(s):
-            chol, v = mean_log(s)
-            return _congruence(chol, expm(v))
+        def update(s, aux, t):
+            chol, v = aux
+            return _congruence(chol, expm(t * v))
 
-        def residual(s):
-            return jnp.sqrt(jnp.sum(mean_log(s)[1] ** 2))
-
-        return fixed_point_mean(step, residual, init, max_iter, tol)
+        return fixed_point_mean(evaluate, update, init, max_iter, tol)
 
 
 def _whiten(chol: Array, u: Array) -> Array:

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from geomjax._core import Array, ArrayLike, as_float_array, check_square
+from geomjax._core import Array, ArrayLike, as_float_array, check_square, match_varying
 from geomjax.linalg import invsqrtm, nuclear_norm, solve_lyapunov, sqrtm
 from geomjax.manifolds._mean import FrechetMeanResult
 from geomjax.manifolds._spd_common import (
@@ -23,19 +23,45 @@ from geomjax.manifolds._spd_common import (
 )
 
 
-def _sqrt_parts(a: Array) -> tuple[Array, Array]:
-    """``(value, smooth)`` square roots of an SPD matrix: ``value`` (no derivative) from its
-    eigenvalues clamped at 0, ``smooth`` the eigh-based :func:`~geomjax.linalg.sqrtm` of the
-    matrix with its spectrum lifted above round-off (:func:`lift_spectrum`, a no-op unless the
-    smallest computed eigenvalue is below ``4 n eps lambda_max``), for the derivatives.
+def _shifted_cholesky(a: Array) -> Array:
+    """Cholesky factor of ``A + n eps max(diag A) I``.
 
-    In float32 at condition numbers ~1e8 the smallest computed eigenvalue can be negative: the
-    clamp keeps the value accurate (the BW distance to ~1e-6 relative) where ``sqrtm`` would
-    return NaN, and the lift keeps the derivative path finite.
+    The shift (relative size ``n eps``) lets the factorization succeed in float32 at any
+    condition number (it fails from cond ~1e7 unshifted) and moves the BW distance by less than
+    ~3e-5 relative in float32 (measured at cond 1e2..1e8) and ~1e-14 in float64. Both arguments
+    of a distance get the same kind of shift, so ``d(A, A) = 0`` still holds exactly.
     """
-    lam, u = jnp.linalg.eigh(jax.lax.stop_gradient(a))
-    value = sym((u * jnp.sqrt(jnp.maximum(lam, 0.0))[None, :]) @ u.T)
-    return value, sqrtm(lift_spectrum(a, lam))
+    n = a.shape[-1]
+    shift = n * jnp.finfo(a.dtype).eps * jnp.max(jnp.diagonal(a))
+    return jnp.linalg.cholesky(a + shift * jnp.eye(n, dtype=a.dtype))
+
+
+def _sqdist_value(a: Array, b: Array) -> Array:
+    """``min_Q ||L_A - L_B Q||_F^2`` (orthogonal Procrustes on Cholesky factors): two Cholesky
+    factorizations and one SVD, no eigendecomposition, no cancellation between traces."""
+    la, lb = _shifted_cholesky(a), _shifted_cholesky(b)
+    u, _, vt = jnp.linalg.svd(lb.T @ la)
+    return jnp.sum((la - lb @ (u @ vt)) ** 2)
+
+
+def _sqdist_smooth(a: Array, b: Array) -> Array:
+    """``tr A + tr B - 2 ||B^{1/2} A^{1/2}||_*`` with eigh-based square roots of the matrices with
+    their spectra lifted above round-off (:func:`lift_spectrum`): the derivative path."""
+    ra, rb = sqrtm(lift_spectrum(a)), sqrtm(lift_spectrum(b))
+    return jnp.trace(a) + jnp.trace(b) - 2.0 * nuclear_norm(rb @ ra)
+
+
+@jax.custom_jvp
+def _sqdist(a: Array, b: Array) -> Array:
+    return _sqdist_value(a, b)
+
+
+@_sqdist.defjvp
+def _sqdist_jvp(primals, tangents):
+    a, b = primals
+    _, tangent = jax.jvp(_sqdist_smooth, primals, tangents)
+    # Calling `_sqdist` (not `_sqdist_value`) keeps the rule differentiable to second order.
+    return match_varying(_sqdist(a, b), tangent), tangent
 
 
 def bures_wasserstein_sqdist(a: ArrayLike, b: ArrayLike) -> Array:
@@ -46,15 +72,19 @@ def bures_wasserstein_sqdist(a: ArrayLike, b: ArrayLike) -> Array:
 
         d^2(A, B) = \operatorname{tr} A + \operatorname{tr} B
                   - 2 \operatorname{tr}\big(A^{1/2} B A^{1/2}\big)^{1/2}
-                  = \min_{Q \in O(n)} \|A^{1/2} - B^{1/2} Q\|_F^2 .
+                  = \min_{Q \in O(n)} \|L_A - L_B Q\|_F^2 ,
 
-    The value is the second form, with :math:`Q` the orthogonal polar factor of
-    :math:`B^{1/2} A^{1/2}` (no cancellation between traces, so ``d(A, A)`` is at round-off level
-    instead of :math:`\sqrt{\epsilon\, \operatorname{tr} A}`), and square roots from the
-    eigenvalues clamped at 0 (finite and accurate in float32 up to condition numbers ~1e8, where
-    round-off can make the smallest computed eigenvalue negative); derivatives are those of the
-    first form with the fidelity as :func:`~geomjax.linalg.nuclear_norm` of :math:`B^{1/2}A^{1/2}`
-    (exact first and second derivatives, finite at repeated eigenvalues).
+    for any factors :math:`A = L_A L_A^\top`, :math:`B = L_B L_B^\top` (the fidelity is the
+    nuclear norm of :math:`L_B^\top L_A`). The value is the second form with Cholesky factors and
+    :math:`Q` the orthogonal polar factor of :math:`L_B^\top L_A` (no cancellation between
+    traces, so ``d(A, A)`` is at round-off level instead of
+    :math:`\sqrt{\epsilon\, \operatorname{tr} A}`; no eigendecomposition). The factors are of
+    :math:`A + n\epsilon \max_i A_{ii}\, I`, so the factorization succeeds in float32 up to
+    condition numbers ~1e8 and beyond (relative error of the distance below ~3e-5 in float32,
+    ~1e-14 in float64). Derivatives (a ``custom_jvp``; the primal computes only the value) are
+    those of the first form with the fidelity as :func:`~geomjax.linalg.nuclear_norm` of
+    :math:`B^{1/2}A^{1/2}` (eigh-based square roots): exact first and second derivatives, finite
+    at repeated eigenvalues.
 
     Args:
       a, b: SPD matrices, shape ``(n, n)``.
@@ -65,7 +95,7 @@ def bures_wasserstein_sqdist(a: ArrayLike, b: ArrayLike) -> Array:
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.manifolds import bures_wasserstein_sqdist
-      >>> float(bures_wasserstein_sqdist(jnp.eye(2), 4.0 * jnp.eye(2)))  # 2 (2 - 1)^2
+      >>> round(float(bures_wasserstein_sqdist(jnp.eye(2), 4.0 * jnp.eye(2))), 5)  # 2 (2 - 1)^2
       2.0
 
     References:
@@ -78,14 +108,7 @@ def bures_wasserstein_sqdist(a: ArrayLike, b: ArrayLike) -> Array:
     check_square(fn, "a", a)
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"{fn}: arguments `a` and `b` must both have shape (n, n); got {a.shape} and {b.shape}")
-    (ra0, ra), (rb0, rb) = _sqrt_parts(a), _sqrt_parts(b)
-    smooth = jnp.trace(a) + jnp.trace(b) - 2.0 * nuclear_norm(rb @ ra)
-    c0 = rb0 @ ra0
-    u, _, vt = jnp.linalg.svd(c0)
-    accurate = jnp.sum((ra0 - rb0 @ (u @ vt)) ** 2)
-    # `accurate` is a sum of squares, so the value is >= 0; no clamp (jnp.maximum(v, 0) would
-    # halve the derivatives at coincident points, where v == 0 exactly).
-    return accurate + (smooth - jax.lax.stop_gradient(smooth))
+    return _sqdist(a, b)
 
 
 def _sqrt_or_zero(sq: Array, scale: Array) -> Array:
@@ -244,23 +267,23 @@ class SPDBuresWasserstein(SPDBase):
         max_iter, tol = check_iter(fn, max_iter, tol, points.dtype)
         init = jnp.tensordot(w, points, axes=1)
 
-        def half_step(s):
+        eye = jnp.eye(self.n, dtype=points.dtype)
+
+        def evaluate(s):
+            # sum_i w_i log_S(X_i) = T S + S T - 2 S with the transport map
+            # T = S^-1/2 (sum_i w_i (S^1/2 X_i S^1/2)^1/2) S^-1/2.
             rs, irs = sqrtm(s), invsqrtm(s)
             roots = sqrtm(sym(jnp.einsum("ij,kjl,lm->kim", rs, points, rs)))
-            return rs, irs, jnp.tensordot(w, roots, axes=1)
-
-        def step(s):
-            _, irs, t = half_step(s)
-            return sym(irs @ t @ t @ irs)
-
-        def residual(s):
-            # sum_i w_i log_S(X_i) = T S + S T - 2 S with T = S^-1/2 (sum w (S^1/2 X S^1/2)^1/2) S^-1/2
-            _, irs, t = half_step(s)
-            tmap = irs @ t @ irs
+            tmap = sym(irs @ jnp.tensordot(w, roots, axes=1) @ irs)
             v = sym(tmap @ s + s @ tmap) - 2.0 * s
-            return jnp.sqrt(jnp.maximum(self.inner(s, v, v), 0.0))
+            return jnp.sqrt(jnp.maximum(self.inner(s, v, v), 0.0)), tmap
 
-        return fixed_point_mean(step, residual, init, max_iter, tol)
+        def update(s, tmap, t):
+            # exp_S(t V) = M S M with M = I + t (T - I); t = 1 is the fixed-point step T S T.
+            step = eye + t * (tmap - eye)
+            return sym(step @ s @ step)
+
+        return fixed_point_mean(evaluate, update, init, max_iter, tol)
 
 
 def _check_metric_matrix(cls: str, m):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike, PRNGKey, as_float_array, psum_if
+from geomjax.linalg import spectral_fn
 from geomjax.manifolds._base import Manifold
 from geomjax.manifolds._mean import FrechetMeanResult
 
@@ -57,6 +59,18 @@ def lift_spectrum(w: Array, lam: Array | None = None) -> Array:
     floor = 4.0 * w.shape[-1] * jnp.finfo(w.dtype).eps * lam[-1]
     shift = jnp.maximum(floor - lam[0], 0.0)
     return w + shift * jnp.eye(w.shape[-1], dtype=w.dtype)
+
+
+def _floored_log(lam: Array) -> Array:
+    floor = 4.0 * lam.shape[-1] * jnp.finfo(lam.dtype).eps * jnp.max(lam, axis=-1, keepdims=True)
+    return jnp.log(jnp.maximum(lam, jax.lax.stop_gradient(floor)))
+
+
+floored_logm = spectral_fn(_floored_log, name="floored_logm")
+"""``logm`` with eigenvalues floored at ``4 n eps lambda_max`` (one eigendecomposition; the same
+as ``logm(lift_spectrum(W))`` up to the size of the floor, without ``lift_spectrum``'s extra
+``eigvalsh``). Derivatives are the Daleckii-Krein ones of the floored function (zero slope
+below the floor)."""
 
 
 class SPDBase(Manifold):
@@ -165,34 +179,48 @@ def check_iter(fn: str, max_iter, tol, dtype) -> tuple[int, float]:
 
 
 def fixed_point_mean(
-    step: Callable[[Array], Array],
-    residual: Callable[[Array], Array],
+    evaluate: Callable[[Array], tuple[Array, Any]],
+    update: Callable[[Array, Any, Array], Array],
     init: Array,
     max_iter: int,
     tol: float,
 ) -> FrechetMeanResult:
-    """Iterate ``x <- step(x)`` for exactly ``max_iter`` masked steps (a ``fori_loop``).
+    """Damped fixed-point iteration for Frechet means, for exactly ``max_iter`` masked steps.
 
-    Once ``residual(x) <= tol`` the iterate is frozen, so ``n_iters`` counts the steps taken; the
-    fixed trip count makes the result differentiable in reverse mode too (its derivative is the
-    derivative of the computed iterate, which converges to the implicit derivative of the mean).
-    ``residual(x)`` is the Riemannian norm of the mean logarithm (the Frechet-functional gradient).
+    ``evaluate(x) -> (r, aux)`` gives the residual ``r`` (the Riemannian norm of the mean
+    logarithm, i.e. of the Frechet-functional gradient) and whatever the step needs (``aux``, e.g.
+    the mean logarithm itself), so each step evaluates the points once. ``update(x, aux, t)``
+    takes a step of relative length ``t`` (``t = 1``: the plain Karcher / fixed-point step). A step
+    that does not decrease the residual is rejected and ``t`` halved (this turns the period-2
+    oscillation of the unit Karcher step on widely spread data into convergence).
+
+    Once ``r <= tol`` the iterate is frozen and the remaining steps are skipped (``lax.cond``), so
+    ``n_iters`` counts the steps taken (rejected ones included); the fixed trip count makes the
+    result differentiable in reverse mode too (its derivative is the derivative of the computed
+    iterate, which converges to the implicit derivative of the mean).
     """
-    r0 = residual(init)
+    r0, aux0 = evaluate(init)
     tol_ = jnp.asarray(tol, r0.dtype)
 
-    def body(_, state):
-        x, r, k = state
-        done = r <= tol_
-        x_new = step(x)
-        r_new = residual(x_new)
+    def step(state):
+        x, aux, r, t, k = state
+        x_new = update(x, aux, t)
+        r_new, aux_new = evaluate(x_new)
+        better = r_new < r
+        pick = lambda new, old: jnp.where(better, new, old)  # noqa: E731
         return (
-            jnp.where(done, x, x_new),
-            jnp.where(done, r, r_new),
-            jnp.where(done, k, k + 1),
+            pick(x_new, x),
+            jax.tree.map(pick, aux_new, aux),
+            pick(r_new, r),
+            jnp.where(better, t, 0.5 * t),
+            k + 1,
         )
 
-    x, r, k = jax.lax.fori_loop(0, max_iter, body, (init, r0, jnp.zeros((), jnp.int32)))
+    def body(_, state):
+        return jax.lax.cond(state[2] <= tol_, lambda s: s, step, state)
+
+    state = (init, aux0, r0, jnp.ones((), r0.dtype), jnp.zeros((), jnp.int32))
+    x, _, r, _, k = jax.lax.fori_loop(0, max_iter, body, state)
     return FrechetMeanResult(mean=x, converged=r <= tol_, n_iters=k, grad_norm=r)
 
 
@@ -212,7 +240,8 @@ def karcher_flow(
     tol: float,
     axis_name: str | tuple[str, ...] | None = None,
 ) -> FrechetMeanResult:
-    r"""Masked, fixed-trip-count Karcher flow :math:`S \leftarrow \exp_S(\sum_i w_i \log_S X_i)`.
+    r"""Masked, fixed-trip-count Karcher flow :math:`S \leftarrow \exp_S(t \sum_i w_i \log_S X_i)`
+    (``t = 1`` unless a step fails to decrease the gradient norm, see :func:`fixed_point_mean`).
 
     Like :func:`fixed_point_mean` (differentiable in reverse mode). With ``axis_name`` the
     weighted tangent sum is ``psum``-ed, so ``points``/``weights`` are this device's shard and
@@ -221,14 +250,12 @@ def karcher_flow(
     Alvarez-Esteban fixed-point step; for flat metrics (log-Euclidean, log-Cholesky) one step
     from any start gives the exact mean.
     """
-    def mean_log(s):
+    def evaluate(s):
         logs = jax.vmap(manifold.log, in_axes=(None, 0))(s, points)
-        return psum_if(jnp.tensordot(weights, logs, axes=1), axis_name)
+        v = psum_if(jnp.tensordot(weights, logs, axes=1), axis_name)
+        return manifold.norm(s, v), v
 
-    def step(s):
-        return manifold.exp(s, mean_log(s))
+    def update(s, v, t):
+        return manifold.exp(s, t * v)
 
-    def residual(s):
-        return manifold.norm(s, mean_log(s))
-
-    return fixed_point_mean(step, residual, init, max_iter, tol)
+    return fixed_point_mean(evaluate, update, init, max_iter, tol)

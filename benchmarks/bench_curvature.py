@@ -363,8 +363,24 @@ def peak_bandwidth(env):
     return None, None
 
 
+def parse_args():
+    """The harness flags plus ``--models`` and ``--ms``, to run the GPU sizes in pieces that fit the
+    per-command time limit (each piece writes its own ``--out``, e.g. ``results/curvature-gpu-m1024.json``;
+    ``make_results.py`` gives every JSON its own section)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="geomjax curvature benchmarks")
+    parser.add_argument("--device", default=None, help="label for the results file (cpu or gpu)")
+    parser.add_argument("--out", default=None, help="output JSON path")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--models", default="small,second", help="comma list of: small, second")
+    parser.add_argument("--ms", default=None, help="comma list of M-FAC windows (default: all of the device's)")
+    return parser.parse_args()
+
+
 def main():
-    args = _harness.parse_args("curvature")
+    args = parse_args()
     jax.config.update("jax_default_matmul_precision", "highest")
     on_gpu = (args.device or jax.default_backend()) == "gpu"
     if args.quick:
@@ -373,6 +389,10 @@ def main():
         second, ms, ms_second = LARGE, (32, 256, 1024), (32, 256, 1024)
     else:
         second, ms, ms_second = MEDIUM, (32, 256, 1024), (32, 256)
+    if args.ms:
+        keep = {int(m) for m in args.ms.split(",")}
+        ms, ms_second = tuple(m for m in ms if m in keep), tuple(m for m in ms_second if m in keep)
+    models = set(args.models.split(","))
     env = _harness.environment()
     bw_kind, bw_peak = peak_bandwidth(env)
     print(f"jax {env['jax']} on {env['device']} ({env['backend']}); matmul precision {env['matmul_precision']}")
@@ -383,10 +403,13 @@ def main():
     assert err_dyn < 1e-8 and err_static < 1e-8, (err_dyn, err_static)
 
     rows, info = [], {}
-    d_small = bench_steps(SMALL, ms, args, rows, info)
-    d_second = bench_steps(second, ms_second, args, rows, info)
+    parts = []
+    if "small" in models:
+        parts.append((bench_steps(SMALL, ms, args, rows, info), SMALL["name"], ms))
+    if "second" in models:
+        parts.append((bench_steps(second, ms_second, args, rows, info), second["name"], ms_second))
     print("M-FAC product vs the two-pass floor:")
-    for d, label, mlist in [(d_small, SMALL["name"], ms), (d_second, second["name"], ms_second)]:
+    for d, label, mlist in parts:
         for m in mlist:
             try:
                 bench_product(d, m, args, rows, bw_peak, label)

@@ -458,6 +458,10 @@ def main():
         notes += (" CPU: the ~10M-parameter GPU model is replaced by the medium one, m = 1024 omitted "
                   "there. Thread settings: "
                   f"{', '.join(f'{k}={v!r}' for k, v in threads.items() if v) or 'defaults'}.")
+    if on_gpu and os.environ.get("XLA_FLAGS"):
+        notes += (f" XLA_FLAGS={os.environ['XLA_FLAGS']!r} (the m = 1024 piece: with autotuning on, its "
+                  "41.8 GB buffer plus the autotuner's 38.9 GiB redzone copy do not fit in 80 GB; "
+                  "compare its rows only with each other).")
     if args.quick:
         notes += " --quick sizes (smoke test)."
     out = _harness.write_results("curvature", args, rows, notes=notes)

@@ -11,7 +11,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("curvature", "linalg", "manifolds", "nn", "optim", "spdnet", "testing")
+_SUBPACKAGES = (
+    "curvature", "datasets", "equivariant", "linalg", "manifolds", "nn", "optim", "ot", "spdnet", "testing",
+)
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

@@ -15,6 +15,7 @@ PUBLIC = {
     "geomjax.linalg": {"expm", "invsqrtm", "logm", "nuclear_norm", "powm", "solve_lyapunov", "spectral_fn", "sqrtm", "sym"},
     "geomjax.testing": {
         "assert_allclose_dtype", "check_grads_finite", "check_manifold_axioms", "default_tolerance",
+        "assert_equivariant", "random_orthogonal", "random_rotation", "random_permutation",
     },
     "geomjax.manifolds": {
         "Euclidean", "FrechetMeanResult", "Grassmann", "Lorentz", "Manifold", "PoincareBall",
@@ -34,8 +35,23 @@ PUBLIC = {
     },
     "geomjax.nn": {
         "BiMap", "HyperbolicEmbedding", "LogEig", "ManifoldParam", "MatrixPower", "ReEig",
-        "SPDBatchNorm", "manifold_tree",
+        "SPDBatchNorm", "manifold_tree", "AmortizedVMFProjection", "Canonicalizer", "DeepSets",
+        "DeepSetsLayer", "EGNN", "EGNNLayer",
     },
+    "geomjax.ot": {
+        "wasserstein_1d", "sliced_wasserstein", "sliced_wasserstein_with_error", "random_projections",
+        "sliced_wasserstein_cv", "max_sliced_wasserstein", "vmf_sliced_wasserstein",
+        "distributional_sliced_wasserstein", "sample_von_mises_fisher", "gaussian_wasserstein",
+        "bures_wasserstein", "gaussian_fit", "sinkhorn", "sinkhorn_divergence", "ManifoldCost",
+        "SinkhornOutput", "SinkhornDivergenceOutput", "amortized_vmf_location", "init_amortized_projection",
+    },
+    "geomjax.equivariant": {
+        "segment_sum", "segment_mean", "segment_max", "segment_softmax", "fully_connected_graph",
+        "radius_graph", "batch_graphs", "egnn_layer", "init_egnn_layer", "egnn", "init_egnn",
+        "deep_sets_layer", "init_deep_sets_layer", "deep_sets", "init_deep_sets", "pca_frames",
+        "frame_average", "gram_schmidt_frame", "canonicalize", "canonicalized_apply",
+    },
+    "geomjax.datasets": {"charged_particles", "nbody_egnn_split"},
     "geomjax.spdnet": {
         "MDMState", "RBNState", "augmented_covariance", "bimap", "covariance", "logeig",
         "mdm_fit", "mdm_predict", "rbn_init", "reeig", "riemannian_batch_norm", "tangent_space",
@@ -66,6 +82,9 @@ DIRECTION = [
     ("geomjax.optim", ["flax", "ott"]),
     ("geomjax.spdnet", ["flax", "ott", "optax"]),
     ("geomjax.curvature", ["flax", "ott", "optax"]),
+    ("geomjax.equivariant", ["flax", "ott", "optax"]),
+    ("geomjax.datasets", ["flax", "ott", "optax"]),
+    ("geomjax.ot", ["flax"]),
 ]
 
 

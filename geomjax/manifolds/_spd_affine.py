@@ -172,11 +172,12 @@ class SPDAffineInvariant(SPDBase):
 
         .. math::
 
-            S \leftarrow S^{1/2} \exp\Big(\sum_i w_i \log(S^{-1/2} X_i S^{-1/2})\Big) S^{1/2}
+            S \leftarrow S^{1/2} \exp\Big(t \sum_i w_i \log(S^{-1/2} X_i S^{-1/2})\Big) S^{1/2}
 
-        (with Cholesky factors in place of square roots), run for ``max_iter`` masked steps
-        (frozen once the gradient norm is ``<= tol``), so the result is differentiable in forward
-        and reverse mode.
+        (with Cholesky factors in place of square roots), ``t = 1`` unless a step fails to decrease
+        the gradient norm (then it is rejected and ``t`` halved: the unit step can oscillate with
+        period 2 on widely spread points). Run for ``max_iter`` masked steps (frozen once the
+        gradient norm is ``<= tol``), so the result is differentiable in forward and reverse mode.
 
         Args:
           points: stack ``(k, n, n)`` of SPD matrices.

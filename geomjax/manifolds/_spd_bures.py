@@ -253,7 +253,9 @@ class SPDBuresWasserstein(SPDBase):
 
             S \leftarrow S^{-1/2} \Big(\sum_i w_i (S^{1/2} X_i S^{1/2})^{1/2}\Big)^2 S^{-1/2},
 
-        started from the arithmetic mean and run for ``max_iter`` masked steps (frozen once the
+        (a step that does not decrease the gradient norm is rejected and the next one taken at half
+        the length along the geodesic, see ``fixed_point_mean``), started from
+        the arithmetic mean and run for ``max_iter`` masked steps (frozen once the
         Riemannian norm of :math:`\sum_i w_i \log_S X_i` is ``<= tol``), so it is differentiable
         in forward and reverse mode.
 

@@ -15,7 +15,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from geomjax.ot._sort import sort_last
 from geomjax._core import Array, ArrayLike, as_float_array, check_ndim
 from geomjax.ot._measures import uniform_or_checked
 
@@ -168,8 +167,8 @@ def wpp_batched(us: Array, vs: Array, a: Array | None, b: Array | None, p: float
     n, m = us.shape[-1], vs.shape[-1]
     dtype = us.dtype
     if a is None and b is None:
-        su = sort_last(us)
-        sv = sort_last(vs)
+        su = jnp.sort(us, axis=-1)
+        sv = jnp.sort(vs, axis=-1)
         if n == m:
             return jnp.mean(abs_pow(su - sv, p), axis=-1)
         iu, iv, delta = _uniform_grid(n, m)

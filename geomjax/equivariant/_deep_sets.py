@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike, PRNGKey, as_float_array, check_option, safe_div
+from geomjax.equivariant._graph import check_node_mask
 
 __all__ = ["deep_sets", "deep_sets_layer", "init_deep_sets", "init_deep_sets_layer", "set_pool"]
 
@@ -44,17 +45,7 @@ def _check_set(fn: str, x: ArrayLike, node_mask: ArrayLike | None) -> tuple[Arra
             f"{fn}: argument `x` must be one set of shape (N, F) (vmap for batches); "
             f"got shape {x.shape}"
         )
-    if node_mask is None:
-        return x, None
-    node_mask = jnp.asarray(node_mask)
-    if node_mask.dtype != jnp.bool_:
-        raise TypeError(f"{fn}: argument `node_mask` must be boolean; got {node_mask.dtype}")
-    if node_mask.shape != (x.shape[0],):
-        raise ValueError(
-            f"{fn}: argument `node_mask` must have shape ({x.shape[0]},) to match `x`; "
-            f"got shape {node_mask.shape}"
-        )
-    return x, node_mask
+    return x, check_node_mask(fn, node_mask, x.shape[0])
 
 
 def _pool(x: Array, node_mask: Array | None, pool: str) -> Array:

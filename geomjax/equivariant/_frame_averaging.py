@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from geomjax._core import Array, ArrayLike, PRNGKey, as_float_array, check_option, eps, safe_div
+from geomjax.equivariant._graph import check_node_mask
 
 __all__ = ["FrameInfo", "frame_average", "pca_frames"]
 
@@ -107,17 +108,7 @@ def _check_points(fn: str, x: ArrayLike, node_mask: ArrayLike | None) -> tuple[A
             f"{fn}: argument `x` must be one point cloud of shape (N, d) with N, d >= 1 "
             f"(vmap for batches); got shape {x.shape}"
         )
-    if node_mask is None:
-        return x, None
-    node_mask = jnp.asarray(node_mask)
-    if node_mask.dtype != jnp.bool_:
-        raise TypeError(f"{fn}: argument `node_mask` must be boolean; got {node_mask.dtype}")
-    if node_mask.shape != (x.shape[0],):
-        raise ValueError(
-            f"{fn}: argument `node_mask` must have shape ({x.shape[0]},) to match `x`; "
-            f"got shape {node_mask.shape}"
-        )
-    return x, node_mask
+    return x, check_node_mask(fn, node_mask, x.shape[0])
 
 
 def _check_kinds(fn: str, name: str, kinds, n: int | None) -> tuple[str, ...] | str:

@@ -75,6 +75,21 @@ def _counts(ids: Array, num_segments: int, dtype) -> Array:
     return jax.ops.segment_sum(jnp.ones(ids.shape, dtype), ids, num_segments)
 
 
+def check_node_mask(fn: str, node_mask: ArrayLike | None, n: int) -> Array | None:
+    """``None``, or ``node_mask`` as a boolean ``(n,)`` array: TypeError naming the argument for
+    another dtype, ValueError for another shape."""
+    if node_mask is None:
+        return None
+    node_mask = jnp.asarray(node_mask)
+    if node_mask.dtype != jnp.bool_:
+        raise TypeError(f"{fn}: argument `node_mask` must be boolean; got {node_mask.dtype}")
+    if node_mask.shape != (n,):
+        raise ValueError(
+            f"{fn}: argument `node_mask` must have shape ({n},) to match `x`; got shape {node_mask.shape}"
+        )
+    return node_mask
+
+
 def segment_sum(
     data: ArrayLike, segment_ids: ArrayLike, num_segments: int, *, mask: ArrayLike | None = None
 ) -> Array:

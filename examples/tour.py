@@ -308,7 +308,7 @@ def main() -> None:
     section_curvature()
     section_ot()
     print("\nMore: examples/poincare_tree.py (hyperbolic embedding of a tree with Riemannian Adam).")
-    print("      examples/second_order_mlp.py (Adam vs AdaHessian vs M-FAC) and examples/mfac_pruning.py "
+    print("      examples/second_order_mlp.py (Adam vs AdaHessian vs M-FAC vs normalized Newton) and examples/mfac_pruning.py "
           "(one-shot pruning with M-FAC).")
     path = save_figure(out_dir, linalg_data, manifold_data)
     print(f"\nSaved figure: {path}")

@@ -28,6 +28,8 @@ PUBLIC = {
     "geomjax.optim": {
         "riemannian_adam", "riemannian_sgd", "RiemannianAdamState", "RiemannianSGDState",
         "adahessian", "scale_by_adahessian", "AdaHessianState", "mfac", "scale_by_mfac", "MFACState",
+        "gradient_normalized_newton", "NormalizedNewtonResult", "NormalizedNewtonHistory",
+        "normalized_newton", "scale_by_normalized_newton", "NormalizedNewtonState",
     },
     "geomjax.curvature": {
         "hvp", "ggn_vp", "fisher_vp", "empirical_fisher_vp", "hutchinson_diag", "hutchinson_trace",

@@ -17,6 +17,7 @@ from jax import lax
 
 from geomjax._core import Array, ArrayLike, as_float_array, check_ndim
 from geomjax.ot._measures import uniform_or_checked
+from geomjax.ot._sort import sort_last
 
 __all__ = ["wasserstein_1d"]
 
@@ -167,8 +168,8 @@ def wpp_batched(us: Array, vs: Array, a: Array | None, b: Array | None, p: float
     n, m = us.shape[-1], vs.shape[-1]
     dtype = us.dtype
     if a is None and b is None:
-        su = jnp.sort(us, axis=-1)
-        sv = jnp.sort(vs, axis=-1)
+        su = sort_last(us)
+        sv = sort_last(vs)
         if n == m:
             return jnp.mean(abs_pow(su - sv, p), axis=-1)
         iu, iv, delta = _uniform_grid(n, m)

@@ -16,35 +16,20 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
+
 from geomjax.manifolds._euclidean import Euclidean
 from geomjax.manifolds._mean import frechet_mean
 from geomjax.manifolds._product import Product
 from geomjax.manifolds._sphere import Sphere
 
-N_DEVICES = 8
 
-pytestmark = [
-    pytest.mark.multidevice,
-    pytest.mark.skipif(
-        jax.device_count() < N_DEVICES,
-        reason=(
-            f"needs {N_DEVICES} devices; run with "
-            "XLA_FLAGS=--xla_force_host_platform_device_count=8 set before jax is imported"
-        ),
-    ),
-]
+pytestmark = MULTIDEVICE
 
 
 @pytest.fixture
 def mesh():
-    # jax >= 0.7 makes Explicit mesh axes by default: inputs must carry the sharding that
-    # `in_specs` names (see `_shard`).
-    return jax.make_mesh((N_DEVICES,), ("data",))
-
-
-def _shard(mesh, tree):
-    """Place every leaf of ``tree`` split along axis 0 over the mesh axis "data"."""
-    return jax.device_put(tree, jax.sharding.NamedSharding(mesh, P("data")))
+    return data_mesh()
 
 
 def _sphere_cluster(n, seed):
@@ -71,7 +56,7 @@ def test_frechet_mean_sphere_sharded_equals_single_device(mesh, weighted, x64):
 
     in_specs = (P("data"), P("data")) if weighted else (P("data"),)
     sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=P()))
-    res = sharded(*_shard(mesh, (pts, w))) if weighted else sharded(_shard(mesh, pts))
+    res = sharded(*shard(mesh, (pts, w))) if weighted else sharded(shard(mesh, pts))
     assert bool(single.converged) and bool(res.converged)
     # Same start (the first point of shard 0 is pts[0]) and the same iterates up to the order of
     # the float64 sums: agreement to round-off, and the same number of steps.
@@ -93,7 +78,7 @@ def test_frechet_mean_product_sharded_float32(mesh):
         in_specs=(P("data"), P("data")),
         out_specs=P(),
     )
-    res = sharded(*_shard(mesh, (points, weights)))
+    res = sharded(*shard(mesh, (points, weights)))
     assert bool(res.converged) and bool(single.converged)
     # float32: the sharded sums differ from the single-device ones by a few ulps per step.
     np.testing.assert_allclose(res.mean[0], single.mean[0], atol=2e-6)
@@ -112,7 +97,7 @@ def test_frechet_mean_sharded_init_from_device_zero(mesh, x64):
         in_specs=P("data"),
         out_specs=P(),
     )
-    res = sharded(_shard(mesh, pts))
+    res = sharded(shard(mesh, pts))
     single = frechet_mean(m, pts, init=pts[0], max_iter=1)
     np.testing.assert_allclose(res.mean, single.mean, atol=1e-14)
 
@@ -142,7 +127,7 @@ def test_riemannian_batch_norm_sharded_equals_single_device(mesh, metric_name, x
     sharded = jax.jit(
         jax.shard_map(lambda xs: run(xs, "data"), mesh=mesh, in_specs=P("data"), out_specs=(P("data"), P()))
     )
-    y, st = sharded(_shard(mesh, x))
+    y, st = sharded(shard(mesh, x))
     np.testing.assert_allclose(y, y_single, atol=1e-10)
     np.testing.assert_allclose(st.running_mean, st_single.running_mean, atol=1e-12)
     np.testing.assert_allclose(st.running_var, st_single.running_var, atol=1e-12)

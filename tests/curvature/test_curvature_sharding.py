@@ -20,33 +20,21 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
+
 from geomjax.curvature._fisher import empirical_fisher_vp, fisher_vp
 from geomjax.curvature._ggn import ggn_vp
 from geomjax.curvature._hutchinson import hutchinson_diag, hutchinson_trace
 from geomjax.curvature._lanczos import top_eigenvalues
 
-N_DEVICES = 8
 N_BATCH = 2 * N_DEVICES
 
-pytestmark = [
-    pytest.mark.multidevice,
-    pytest.mark.skipif(
-        jax.device_count() < N_DEVICES,
-        reason=(
-            f"needs {N_DEVICES} devices; run with "
-            "XLA_FLAGS=--xla_force_host_platform_device_count=8 set before jax is imported"
-        ),
-    ),
-]
+pytestmark = MULTIDEVICE
 
 
 @pytest.fixture
 def mesh():
-    return jax.make_mesh((N_DEVICES,), ("data",))
-
-
-def _shard(mesh, tree):
-    return jax.device_put(tree, jax.sharding.NamedSharding(mesh, P("data")))
+    return data_mesh()
 
 
 @pytest.fixture
@@ -54,7 +42,7 @@ def setup(mlp64, mesh):
     m = mlp64
     x, labels, y = m.mlp_data(N_BATCH, seed=5)
     m.big = (x, labels, y)
-    m.sharded = _shard(mesh, (x, labels, y))
+    m.sharded = shard(mesh, (x, labels, y))
     m.v = m.random_like(m.params, 12)
     return m
 

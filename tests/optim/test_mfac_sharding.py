@@ -17,31 +17,19 @@ import optax
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
+
 from geomjax.optim._mfac import mfac
 
-N_DEVICES = 8
 M, STEPS = 4, 7  # the window slides (7 steps > m = 4)
 TOL32 = 1e-3
 
-pytestmark = [
-    pytest.mark.multidevice,
-    pytest.mark.skipif(
-        jax.device_count() < N_DEVICES,
-        reason=(
-            f"needs {N_DEVICES} devices; run with "
-            "XLA_FLAGS=--xla_force_host_platform_device_count=8 set before jax is imported"
-        ),
-    ),
-]
+pytestmark = MULTIDEVICE
 
 
 @pytest.fixture
 def mesh():
-    return jax.make_mesh((N_DEVICES,), ("data",))
-
-
-def _shard(mesh, tree):
-    return jax.device_put(tree, jax.sharding.NamedSharding(mesh, P("data")))
+    return data_mesh()
 
 
 def _problem(d_in, dtype):
@@ -80,7 +68,7 @@ def _sharded(mesh, tx, params, X, y):
     """Run inside shard_map; every device's updates come back stacked on a leading axis."""
     fn = lambda xb, yb: jax.tree.map(lambda u: u[None], _run(tx, params, xb, yb, "data"))  # noqa: E731
     return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P("data")))(
-        *_shard(mesh, (X, y))
+        *shard(mesh, (X, y))
     )
 
 
@@ -120,7 +108,7 @@ def test_mfac_replicated_params_with_global_loss(mesh, x64):
         return jax.lax.scan(step, (params, tx.init(params)), length=STEPS)[1]
 
     sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P()))(
-        *_shard(mesh, (X, y))
+        *shard(mesh, (X, y))
     )
     for key in ("b", "w"):
         np.testing.assert_allclose(sharded[key], single[key], rtol=1e-10, atol=1e-12)

@@ -18,32 +18,17 @@ import optax
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
+
 from geomjax.optim._normalized_newton_optax import normalized_newton
 
-N_DEVICES = 8
 
-pytestmark = [
-    pytest.mark.multidevice,
-    pytest.mark.skipif(
-        jax.device_count() < N_DEVICES,
-        reason=(
-            f"needs {N_DEVICES} devices; run with "
-            "XLA_FLAGS=--xla_force_host_platform_device_count=8 set before jax is imported"
-        ),
-    ),
-]
+pytestmark = MULTIDEVICE
 
 
 @pytest.fixture
 def mesh():
-    # jax >= 0.7 makes Explicit mesh axes by default: inputs must carry the sharding that
-    # `in_specs` names (see `_shard`).
-    return jax.make_mesh((N_DEVICES,), ("data",))
-
-
-def _shard(mesh, tree):
-    """Place every leaf of ``tree`` split along axis 0 over the mesh axis "data"."""
-    return jax.device_put(tree, jax.sharding.NamedSharding(mesh, P("data")))
+    return data_mesh()
 
 
 def _mlp_problem(dtype, per_device=4):
@@ -101,7 +86,7 @@ def test_normalized_newton_sharded_equals_single_device(mesh, x64, kind):
         return tx_sharded.update(None, s, p, **_kwargs(kind, xs, ys))
 
     step_sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P("data"), P("data")), out_specs=P()))
-    xs, ys = _shard(mesh, (x, y))
+    xs, ys = shard(mesh, (x, y))
     p1 = p2 = params
     s1, s2 = tx_single.init(params), tx_sharded.init(params)
     step_single = jax.jit(step_single)
@@ -131,7 +116,7 @@ def test_normalized_newton_sharded_float32(mesh, check_vma):
     sharded = jax.jit(
         jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P("data"), P("data")), out_specs=P(), check_vma=check_vma)
     )
-    u2, s2 = sharded(params, tx_sharded.init(params), *_shard(mesh, (x, y)))
+    u2, s2 = sharded(params, tx_sharded.init(params), *shard(mesh, (x, y)))
     assert bool(s1[0].accepted) and bool(s2[0].accepted)
     for a, b in zip(jax.tree.leaves((u1, s1)), jax.tree.leaves((u2, s2))):
         # float32 round-off in the differently ordered sums, through 10 CG steps

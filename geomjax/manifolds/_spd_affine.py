@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, match_varying
+from geomjax._core import Array, ArrayLike, match_varying, sinhc, taylor_threshold, where_small
 from geomjax.linalg import expm, logm, sqrtm
 from geomjax.manifolds._mean import FrechetMeanResult
 from geomjax.manifolds._spd_common import (
@@ -16,7 +16,6 @@ from geomjax.manifolds._spd_common import (
     check_n,
     check_stack,
     chol_whiten,
-    fixed_point_mean,
     floored_logm,
     lift_spectrum,
     sym,
@@ -100,7 +99,8 @@ class SPDAffineInvariant(SPDBase):
     without a positive spectrum (float32, ill-conditioned pairs) its smallest eigenvalues are
     lifted to round-off level before ``logm``/``sqrtm``, so every map stays finite. ``transp`` is
     the parallel transport along the geodesic; ``egrad_to_rgrad(X, G) = X sym(G) X``;
-    ``retr = exp``. ``mean`` is the Karcher flow (differentiable, see :meth:`mean`).
+    ``retr = exp``. ``mean`` is the Karcher mean by Riemannian Newton steps (differentiable, see
+    :meth:`mean`).
 
     Args:
       n: matrix size.
@@ -169,48 +169,264 @@ class SPDAffineInvariant(SPDBase):
         max_iter: int = 30,
         tol: float | None = None,
     ) -> FrechetMeanResult:
-        r"""Affine-invariant (Karcher) mean by the Karcher flow from the log-Euclidean mean.
+        r"""Affine-invariant (Karcher) mean by Riemannian Newton steps.
+
+        At the iterate :math:`S = L L^\top` (Cholesky) the points are whitened,
+        :math:`W_i = L^{-1} X_i L^{-\top} = U_i \operatorname{diag}(\lambda_i) U_i^\top`, and the
+        Karcher equation reads :math:`G = \sum_i w_i \log W_i = 0` (:math:`\|G\|_F` is the norm of
+        the Riemannian gradient of :math:`\tfrac12 \sum_i w_i d(S, X_i)^2`). Along
+        :math:`S(D) = L \exp(D) L^\top` its derivative is :math:`-J[D]`, the Riemannian Hessian
 
         .. math::
 
-            S \leftarrow S^{1/2} \exp\Big(t \sum_i w_i \log(S^{-1/2} X_i S^{-1/2})\Big) S^{1/2}
+            J[D] = \sum_i w_i\, U_i \big(\Phi_i \circ (U_i^\top D U_i)\big) U_i^\top, \qquad
+            (\Phi_i)_{ab} = h_{ab} \coth h_{ab}, \quad h_{ab} = \tfrac12 \log(\lambda_{ia} / \lambda_{ib}),
 
-        (with Cholesky factors in place of square roots), ``t = 1`` unless a step fails to decrease
-        the gradient norm (then it is rejected and ``t`` halved: the unit step can oscillate with
-        period 2 on widely spread points). Run for ``max_iter`` masked steps (frozen once the
-        gradient norm is ``<= tol``), so the result is differentiable in forward and reverse mode.
+            S \leftarrow L \exp(t D) L^\top, \qquad J[D] = G .
+
+        :math:`J` is symmetric with eigenvalues in :math:`[1, 1 + \max |h|]`, so the Newton system is
+        solved matrix-free by conjugate gradients (batched matrix products only, a few iterations).
+        The start is :math:`A \# H`, the geometric mean of the arithmetic and harmonic means (exact
+        for two points; no eigendecomposition of the points), and each Newton step costs one
+        batched eigendecomposition (of the whitened points at the new iterate); the convergence is
+        quadratic, typically 3-4 steps to :math:`\|G\|_F \le 10^{-12}`. ``t = 1`` unless a step
+        fails to decrease :math:`\|G\|_F` (then it is rejected and ``t`` halved; the next
+        accepted step starts again from ``t = 1``).
+
+        The iteration runs on ``stop_gradient``-ed inputs; the result is then corrected by one
+        Newton step linearized at the mean :math:`S^* = L L^\top`,
+        :math:`S^* + L (J^{-1} \delta G) L^\top` with :math:`\delta G` the first-order change of
+        :math:`G` in the points and weights (zero in value, so the value is :math:`S^*`; the
+        last eigendecomposition is reused). This is the implicit-function derivative of the mean,
+        in forward and reverse mode, finite at repeated eigenvalues and at the identity. Second
+        derivatives are not supported (the Newton operator is held fixed: they come out
+        incomplete). With ``max_iter`` too small to converge, the derivative is the one of the
+        exact mean taken at the last iterate.
 
         Args:
           points: stack ``(k, n, n)`` of SPD matrices.
           weights: non-negative weights ``(k,)`` (normalized); default equal.
-          max_iter: number of Karcher steps, a positive int (static).
-          tol: gradient-norm threshold; default 1e-12 (float64) or 1e-5 (float32).
+          max_iter: maximum number of Newton steps (rejected ones included), a positive int (static).
+          tol: threshold on the gradient norm :math:`\|G\|_F`; default 1e-12 (float64) or 1e-5
+            (float32).
 
         Returns:
-          :class:`~geomjax.manifolds.FrechetMeanResult`.
+          :class:`~geomjax.manifolds.FrechetMeanResult`: the mean ``(n, n)``, ``converged``,
+          ``n_iters`` (Newton steps taken) and ``grad_norm`` (:math:`\|G\|_F` at the mean).
+
+        Examples:
+          >>> import jax.numpy as jnp
+          >>> from geomjax.manifolds import SPDAffineInvariant
+          >>> pts = jnp.stack([jnp.diag(jnp.array([1.0, 4.0])), jnp.diag(jnp.array([4.0, 1.0]))])
+          >>> res = SPDAffineInvariant(2).mean(pts)
+          >>> res.mean
+          Array([[2., 0.],
+                 [0., 2.]], dtype=float32)
+          >>> bool(res.converged)
+          True
 
         References:
           M. Moakher, "A differential geometric approach to the geometric mean of symmetric
           positive-definite matrices", SIAM J. Matrix Anal. Appl. 26(3), 2005.
+          R. Ferreira, J. Xavier, J. P. Costeira, V. Barroso, "Newton algorithms for Riemannian
+          distance related problems on connected locally symmetric manifolds", IEEE Journal of
+          Selected Topics in Signal Processing 7(4), 2013.
+          P.-A. Absil, R. Mahony, R. Sepulchre, "Optimization Algorithms on Matrix Manifolds",
+          Princeton University Press, 2008, chapter 6.
         """
         fn = "SPDAffineInvariant.mean"
         points, w = check_stack(fn, points, self.n, weights)
         max_iter, tol = check_iter(fn, max_iter, tol, points.dtype)
-        init = expm(jnp.tensordot(w, logm(points), axes=1))
-
-        def evaluate(s):
-            chol = jnp.linalg.cholesky(s)
-            v = jnp.tensordot(w, floored_logm(jax.vmap(lambda p: _whiten(chol, p))(points)), axes=1)
-            return jnp.sqrt(jnp.sum(v**2)), (chol, v)
-
-        def update(s, aux, t):
-            chol, v = aux
-            return _congruence(chol, expm(t * v))
-
-        return fixed_point_mean(evaluate, update, init, max_iter, tol)
+        return newton_karcher_mean(points, w, max_iter, tol)
 
 
 def _whiten(chol: Array, u: Array) -> Array:
     """``L^{-1} U L^{-T}`` (symmetrized)."""
     left = jax.scipy.linalg.solve_triangular(chol, u, lower=True)
     return sym(jax.scipy.linalg.solve_triangular(chol, left.T, lower=True))
+
+
+# ------------------------------------------------------------------ Newton iteration for the mean
+
+
+def _log_eig(w: Array) -> tuple[Array, Array]:
+    """Floored log-eigenvalues and eigenvectors of symmetric ``(..., n, n)`` (no derivatives:
+    callers pass ``stop_gradient``-ed values). The floor ``4 n eps lambda_max`` is the one of
+    ``floored_logm``."""
+    lam, u = jnp.linalg.eigh(w)
+    floor = 4.0 * w.shape[-1] * jnp.finfo(w.dtype).eps * lam[..., -1:]
+    return jnp.log(jnp.maximum(lam, floor)), u
+
+
+def _weighted_logm_sum(w: Array, loglam: Array, u: Array) -> Array:
+    """``sum_i w_i U_i diag(loglam_i) U_i^T`` (one contraction over points and eigenvalues)."""
+    return sym(jnp.einsum("kia,ka,kja->ij", u, w[:, None] * loglam, u))
+
+
+def _half_log_ratio(loglam: Array) -> Array:
+    """``h_ab = (log lam_a - log lam_b) / 2``, shape ``(..., n, n)``."""
+    return 0.5 * (loglam[..., :, None] - loglam[..., None, :])
+
+
+def _hessian_multipliers(loglam: Array) -> Array:
+    """``Phi_ab = h coth h = (lam_a + lam_b) / 2 * (log lam_a - log lam_b) / (lam_a - lam_b)``
+    (1 at equal eigenvalues; a series below ``eps^(1/4)``, no cancellation above)."""
+    h = _half_log_ratio(loglam)
+    thr = taylor_threshold(h.dtype, 4)
+    return where_small(h, lambda t: 1.0 + t * t / 3.0 - t**4 / 45.0, lambda t: t / jnp.tanh(t), thr)
+
+
+def _dlog_multipliers(loglam: Array) -> Array:
+    """Divided differences ``(log lam_a - log lam_b) / (lam_a - lam_b) = e^{-(l_a + l_b)/2} / sinhc(h)``
+    of ``log`` (``1 / lam`` at equal eigenvalues)."""
+    s = loglam[..., :, None] + loglam[..., None, :]
+    return jnp.exp(-0.5 * s) / sinhc(_half_log_ratio(loglam))
+
+
+def _hessian_apply(u: Array, phiw: Array, d: Array) -> Array:
+    """``J[D] = sum_i U_i (Phi_i w_i o (U_i^T D U_i)) U_i^T`` (matrix products only)."""
+    dt = jnp.swapaxes(u, -1, -2) @ d @ u
+    return sym(jnp.einsum("kib,kjb->ij", u @ (phiw * dt), u))
+
+
+def _cg(apply, b: Array, rtol, maxiter: int) -> Array:
+    """Conjugate gradients for ``apply(x) = b`` (symmetric positive definite ``apply`` on
+    symmetric matrices, Frobenius inner product), from ``x = 0`` until the residual is
+    ``<= rtol |b|`` or after ``maxiter`` iterations (``b = 0`` returns 0 at once)."""
+    bb = jnp.sum(b * b)
+    stop = jnp.asarray(rtol, b.dtype) ** 2 * bb
+
+    def cond(state):
+        _, _, _, rr, i = state
+        return (rr > stop) & (i < maxiter)
+
+    def body(state):
+        x, r, p, rr, i = state
+        q = apply(p)
+        pq = jnp.sum(p * q)
+        alpha = rr / jnp.where(pq > 0, pq, 1.0)
+        x = x + alpha * p
+        r = r - alpha * q
+        rr_new = jnp.sum(r * r)
+        p = r + (rr_new / jnp.where(rr > 0, rr, 1.0)) * p
+        return x, r, p, rr_new, i + 1
+
+    state = (jnp.zeros_like(b), b, b, bb, jnp.zeros((), jnp.int32))
+    return jax.lax.while_loop(cond, body, state)[0]
+
+
+def _sym_expm(d: Array) -> Array:
+    """``exp`` of one symmetric matrix (value only)."""
+    lam, v = jnp.linalg.eigh(d)
+    return sym((v * jnp.exp(lam)[None, :]) @ v.T)
+
+
+def _start(points: Array, w: Array) -> Array:
+    """``A # H``: the geometric mean of the arithmetic and the harmonic mean (the exact mean of two
+    points; for more, a start a few times farther than the log-Euclidean mean on clustered data and
+    closer on spread-out data, at the cost of batched inverses instead of an eigendecomposition)."""
+    arith = sym(jnp.tensordot(w, points, axes=1))
+    harm = jnp.linalg.inv(sym(jnp.tensordot(w, jnp.linalg.inv(points), axes=1)))
+    chol, wh = chol_whiten(arith, sym(harm))
+    lam, v = jnp.linalg.eigh(wh)
+    lam = jnp.maximum(lam, 4.0 * lam.shape[-1] * jnp.finfo(lam.dtype).eps * lam[-1])
+    return sym(chol @ ((v * jnp.sqrt(lam)[None, :]) @ v.T) @ chol.T)
+
+
+def _cg_limits(n: int, dtype) -> tuple[int, float]:
+    """CG iteration cap (the dimension of the symmetric matrices, plus slack) and the relative
+    residual of the accurate solves."""
+    return n * (n + 1) // 2 + 10, 32.0 * float(jnp.finfo(dtype).eps)
+
+
+@jax.custom_jvp
+def _implicit_mean(s: Array, chol: Array, loglam: Array, u: Array, points: Array, w: Array) -> Array:
+    """The converged mean ``S* = L L^T`` (``s``, ``chol``; whitened points ``U diag(e^loglam) U^T``),
+    with the implicit-function derivative in ``points`` and ``w`` (the other arguments are
+    ``stop_gradient``-ed iterates; their tangents are ignored)."""
+    return s
+
+
+@_implicit_mean.defjvp
+def _implicit_mean_jvp(primals, tangents):
+    """One Newton step linearized at the mean: ``dS = L J^{-1}[dG] L^T`` with
+    ``dG = sum_i w_i DLog(W_i)[L^{-1} dX_i L^{-T}] + dw_i log W_i`` (Daleckii-Krein, from the last
+    eigendecomposition) and ``J`` the Hessian operator there; linear in the tangents (a
+    ``custom_linear_solve``), so reverse mode transposes it."""
+    s, chol, loglam, u, points, w = primals
+    dpoints, dw = tangents[4], tangents[5]
+    n = s.shape[-1]
+    cg_maxiter, cg_rtol = _cg_limits(n, s.dtype)
+    wd = w[:, None, None]
+    dwh = jnp.swapaxes(u, -1, -2) @ jax.vmap(lambda p: _whiten(chol, p))(dpoints) @ u
+    dg = sym(jnp.einsum("kia,kab,kjb->ij", u, (wd * _dlog_multipliers(loglam)) * dwh, u))
+    dg = dg + _weighted_logm_sum(dw, loglam, u)
+    phiw = wd * _hessian_multipliers(loglam)
+    dd = jax.lax.custom_linear_solve(
+        lambda d: _hessian_apply(u, phiw, d),
+        dg,
+        lambda apply, b: _cg(apply, b, cg_rtol, cg_maxiter),
+        symmetric=True,
+    )
+    return _implicit_mean(s, chol, loglam, u, points, w), sym(chol @ dd @ chol.T)
+
+
+def newton_karcher_mean(points: Array, w: Array, max_iter: int, tol: float) -> FrechetMeanResult:
+    """Riemannian Newton iteration for the affine-invariant mean (see :meth:`SPDAffineInvariant.mean`).
+
+    ``points`` ``(k, n, n)`` and normalized weights ``w`` ``(k,)`` as validated by the caller.
+    Batched eigendecompositions: ``n_iters + 1`` (one per evaluation of the Karcher residual: at
+    the start and after each Newton step); the differentiable correction reuses the last one.
+    """
+    n = points.shape[-1]
+    dtype = points.dtype
+    p0, w0 = jax.lax.stop_gradient(points), jax.lax.stop_gradient(w)
+    tol_ = jnp.asarray(tol, dtype)
+    cg_maxiter, cg_rtol_final = _cg_limits(n, dtype)
+
+    def evaluate(s):
+        chol = jnp.linalg.cholesky(s)
+        loglam, u = _log_eig(jax.vmap(lambda p: _whiten(chol, p))(p0))
+        g = _weighted_logm_sum(w0, loglam, u)
+        return jnp.sqrt(jnp.sum(g * g)), (chol, loglam, u, g)
+
+    def direction(r, aux):
+        """Inexact Newton direction: CG to a relative residual ``min(0.1, |G|)`` (quadratic)."""
+        _, loglam, u, g = aux
+        phiw = w0[:, None, None] * _hessian_multipliers(loglam)
+        rtol = jnp.clip(r, cg_rtol_final, 0.1)
+        return _cg(lambda d: _hessian_apply(u, phiw, d), g, rtol, cg_maxiter)
+
+    def maybe_direction(go, r, aux):
+        return jax.lax.cond(go, direction, lambda r, aux: jnp.zeros_like(aux[3]), r, aux)
+
+    s0 = _start(p0, w0)
+    r0, aux0 = evaluate(s0)
+    d0 = maybe_direction(r0 > tol_, r0, aux0)
+
+    def cond(state):
+        _, _, r, _, _, k = state
+        return (r > tol_) & (k < max_iter)
+
+    def body(state):
+        s, aux, r, d, t, k = state
+        chol = aux[0]
+        s_new = sym(chol @ _sym_expm(t * d) @ chol.T)
+        r_new, aux_new = evaluate(s_new)
+        better = r_new < r
+        d_new = maybe_direction(better & (r_new > tol_), r_new, aux_new)
+        pick = lambda new, old: jnp.where(better, new, old)  # noqa: E731
+        return (
+            pick(s_new, s),
+            jax.tree.map(pick, aux_new, aux),
+            pick(r_new, r),
+            pick(d_new, d),
+            jnp.where(better, jnp.ones_like(t), 0.5 * t),
+            k + 1,
+        )
+
+    state = (s0, aux0, r0, d0, jnp.ones((), dtype), jnp.zeros((), jnp.int32))
+    s, (chol, loglam, u, _), r, _, _, k = jax.lax.while_loop(cond, body, state)
+
+    mean = _implicit_mean(s, chol, loglam, u, points, w)
+    return FrechetMeanResult(mean=mean, converged=r <= tol_, n_iters=k, grad_norm=r)

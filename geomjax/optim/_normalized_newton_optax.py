@@ -367,7 +367,7 @@ def scale_by_normalized_newton(
 
     Examples:
       >>> import jax.numpy as jnp, numpy as np
-      >>> from geomjax.optim._normalized_newton_optax import scale_by_normalized_newton
+      >>> from geomjax.optim import scale_by_normalized_newton
       >>> model = lambda w, x: x @ w
       >>> loss = lambda z, y: 0.5 * jnp.mean((z - y) ** 2)   # GGN = X^T X / n, the Hessian
       >>> x, y = jnp.array([[1.0, 0.0], [1.0, 3.0]]), jnp.array([1.0, 2.0])
@@ -562,7 +562,7 @@ def normalized_newton(
 
     Examples:
       >>> import jax, jax.numpy as jnp, optax
-      >>> from geomjax.optim._normalized_newton_optax import normalized_newton
+      >>> from geomjax.optim import normalized_newton
       >>> x = jax.random.normal(jax.random.key(0), (32, 3))
       >>> y = x @ jnp.array([1.0, -2.0, 0.5])
       >>> model = lambda w, x: x @ w

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from geomjax._core import Array, PyTree, as_float_array, check_option
@@ -343,6 +344,15 @@ def gradient_normalized_newton(
             mkind = "dense"
         else:
             raise ValueError(f"{fn}: argument `metric` must have shape ({n},) or ({n}, {n}); got shape {mval.shape}")
+        try:  # concrete: check definiteness now (traced: a failure shows as status 3)
+            mnp = np.asarray(mval, np.float64)
+        except jax.errors.TracerArrayConversionError:
+            mnp = None
+        if mnp is not None:
+            ok = bool(np.all(mnp > 0)) if mkind == "diagonal" else bool(np.linalg.eigvalsh(0.5 * (mnp + mnp.T))[0] > 0)
+            if not ok:
+                what = "a positive vector" if mkind == "diagonal" else "a symmetric positive-definite matrix"
+                raise ValueError(f"{fn}: argument `metric` must be {what}")
 
     # ---- which Hessian / which solver (all static)
     use_cg = linear_solver == "cg" or (linear_solver == "auto" and n > _DENSE_MAX_N)

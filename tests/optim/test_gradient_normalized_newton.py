@@ -460,6 +460,10 @@ def test_validation_errors(x64):
         gnn(f, x0, hessian="fisher", per_example_fn=lambda x: jnp.sum(x))
     with pytest.raises(ValueError, match="`metric`"):
         gnn(f, x0, metric=jnp.ones(3))
+    with pytest.raises(ValueError, match="`metric` must be a positive vector"):
+        gnn(f, x0, metric=jnp.ones(n).at[1].set(-1.0))
+    with pytest.raises(ValueError, match="`metric` must be a symmetric positive-definite"):
+        gnn(f, x0, metric=-jnp.eye(n))
     with pytest.raises(ValueError, match="`linear_solver`"):
         gnn(f, x0, linear_solver="lu")
     with pytest.raises(ValueError, match="`f`"):

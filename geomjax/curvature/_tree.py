@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from geomjax._core import Array, PyTree
+from geomjax._core._tree_linalg import tree_vdot  # noqa: F401  (re-exported for the curvature modules)
 
 
 def check_like(fn: str, name: str, tree: PyTree, like_name: str, like: PyTree) -> PyTree:
@@ -38,12 +39,6 @@ def check_float_leaves(fn: str, name: str, tree: PyTree) -> None:
                 f"{fn}: every leaf of argument `{name}` must have a real floating dtype; "
                 f"got {dtype}"
             )
-
-
-def tree_vdot(a: PyTree, b: PyTree) -> Array:
-    """``sum_leaves <a, b>``, the Euclidean inner product of two pytrees with the same structure."""
-    parts = jax.tree.leaves(jax.tree.map(lambda x, y: jnp.vdot(x, y), a, b))
-    return sum(parts[1:], parts[0])
 
 
 def _float(x):

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike, match_varying, sinhc, taylor_threshold, where_small
+from geomjax._core._tree_linalg import conjugate_gradient
 from geomjax.linalg import expm, logm, sqrtm
 from geomjax.manifolds._mean import FrechetMeanResult
 from geomjax.manifolds._spd_common import (
@@ -289,32 +290,6 @@ def _hessian_apply(u: Array, phiw: Array, d: Array) -> Array:
     return sym(jnp.einsum("kib,kjb->ij", u @ (phiw * dt), u))
 
 
-def _cg(apply, b: Array, rtol, maxiter: int) -> Array:
-    """Conjugate gradients for ``apply(x) = b`` (symmetric positive definite ``apply`` on
-    symmetric matrices, Frobenius inner product), from ``x = 0`` until the residual is
-    ``<= rtol |b|`` or after ``maxiter`` iterations (``b = 0`` returns 0 at once)."""
-    bb = jnp.sum(b * b)
-    stop = jnp.asarray(rtol, b.dtype) ** 2 * bb
-
-    def cond(state):
-        _, _, _, rr, i = state
-        return (rr > stop) & (i < maxiter)
-
-    def body(state):
-        x, r, p, rr, i = state
-        q = apply(p)
-        pq = jnp.sum(p * q)
-        alpha = rr / jnp.where(pq > 0, pq, 1.0)
-        x = x + alpha * p
-        r = r - alpha * q
-        rr_new = jnp.sum(r * r)
-        p = r + (rr_new / jnp.where(rr > 0, rr, 1.0)) * p
-        return x, r, p, rr_new, i + 1
-
-    state = (jnp.zeros_like(b), b, b, bb, jnp.zeros((), jnp.int32))
-    return jax.lax.while_loop(cond, body, state)[0]
-
-
 def _sym_expm(d: Array) -> Array:
     """``exp`` of one symmetric matrix (value only)."""
     lam, v = jnp.linalg.eigh(d)
@@ -370,7 +345,7 @@ def _implicit_mean_jvp_rule(primals, tangents):
     dd = jax.lax.custom_linear_solve(
         lambda d: _hessian_apply(u, phiw, d),
         dg,
-        lambda apply, b: _cg(apply, b, cg_rtol, cg_maxiter),
+        lambda apply, b: conjugate_gradient(apply, b, cg_maxiter, cg_rtol),
         symmetric=True,
     )
     return _implicit_mean(s, chol, loglam, u, points, w), sym(chol @ dd @ chol.T)
@@ -407,7 +382,7 @@ def _newton_karcher_mean(points: Array, w: Array, max_iter: int, tol: float) -> 
         _, loglam, u, g = aux
         phiw = w0[:, None, None] * _hessian_multipliers(loglam)
         rtol = jnp.clip(r, cg_rtol_final, 0.1)
-        return _cg(lambda d: _hessian_apply(u, phiw, d), g, rtol, cg_maxiter)
+        return conjugate_gradient(lambda d: _hessian_apply(u, phiw, d), g, cg_maxiter, rtol)
 
     def maybe_direction(go, r, aux):
         return jax.lax.cond(go, direction, lambda r, aux: jnp.zeros_like(aux[3]), r, aux)

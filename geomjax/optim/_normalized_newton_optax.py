@@ -32,9 +32,9 @@ import jax.numpy as jnp
 import optax
 
 from geomjax._core import Array, PyTree, check_option, pmean_if, vary_if
+from geomjax._core._tree_linalg import conjugate_gradient, tree_axpy, tree_vdot
 from geomjax.curvature._fisher import empirical_fisher_vp, fisher_vp
 from geomjax.curvature._ggn import ggn_vp
-from geomjax.curvature._tree import tree_vdot
 
 __all__ = ["NormalizedNewtonState", "normalized_newton", "scale_by_normalized_newton"]
 
@@ -208,48 +208,6 @@ def _objective_and_curvature(
         return loss_fn(p, *batch_args)
 
     return objective, None
-
-
-# --------------------------------------------------------------------------------------------
-# truncated conjugate gradient on pytrees
-# --------------------------------------------------------------------------------------------
-
-
-def _axpy(a: Array, x: PyTree, y: PyTree) -> PyTree:
-    return jax.tree.map(lambda xi, yi: (a * xi).astype(yi.dtype) + yi, x, y)
-
-
-def _truncated_cg(matvec: Callable[[PyTree], PyTree], b: PyTree, max_steps: int, rtol: float) -> PyTree:
-    """At most ``max_steps`` CG steps on ``A x = b`` from ``x = 0``; stops at ``||r|| <= rtol ||b||``.
-
-    For ``A`` symmetric positive definite the iterates minimize ``x^T A x / 2 - b^T x`` over
-    growing Krylov spaces, so every iterate is a descent direction (``b^T x > 0``) and ``||x||``
-    grows monotonically towards ``||A^-1 b||`` (Steihaug 1983). A non-positive ``p^T A p`` (a
-    curvature that is not PSD, or round-off) stops the iteration at the current iterate.
-    """
-    rr0 = tree_vdot(b, b)
-    stop = (rtol * rtol) * rr0
-    x0 = jax.tree.map(jnp.zeros_like, b)
-
-    def cond(c):
-        k, _, _, _, rr, broke = c
-        return (k < max_steps) & (rr > stop) & ~broke
-
-    def body(c):
-        k, x, r, p, rr, _ = c
-        ap = matvec(p)
-        pap = tree_vdot(p, ap)
-        broke = ~(pap > 0)
-        alpha = jnp.where(broke, 0.0, rr / jnp.where(broke, 1.0, pap))
-        x = _axpy(alpha, p, x)
-        r = _axpy(-alpha, ap, r)
-        rr_new = tree_vdot(r, r)
-        beta = rr_new / jnp.where(rr > 0, rr, 1.0)
-        p = _axpy(beta, p, r)
-        return k + 1, x, r, p, jnp.where(broke, rr, rr_new), broke
-
-    init = (jnp.zeros([], jnp.int32), x0, b, b, rr0, jnp.zeros([], bool))
-    return jax.lax.while_loop(cond, body, init)[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -471,9 +429,9 @@ def scale_by_normalized_newton(
             else:
 
                 def matvec(v):
-                    return _axpy(lam, v, cvp(params, v))
+                    return tree_axpy(lam, v, cvp(params, v))
 
-                d = _truncated_cg(matvec, g, cg_steps, cg_tol)
+                d = conjugate_gradient(matvec, g, cg_steps, cg_tol)
             f1, g1 = value_and_grad(jax.tree.map(lambda p, di: p - di, params, d))
             g1sq = jnp.asarray(tree_vdot(g1, g1), dtype)
             return d, f0 - f1 >= g1sq / (8.0 * lam)

@@ -15,9 +15,9 @@ import numpy as np
 import optax
 import pytest
 
+from geomjax._core._tree_linalg import conjugate_gradient as _truncated_cg
 from geomjax.optim._normalized_newton_optax import (
     NormalizedNewtonState,
-    _truncated_cg,
     normalized_newton,
     scale_by_normalized_newton,
 )

@@ -46,7 +46,14 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 
 import _harness  # noqa: E402
-from gns_logistic import flat_oracles, logistic_problem, newton_reference, run_gnn, softmax_problem  # noqa: E402
+from gns_logistic import (  # noqa: E402
+    flat_oracles,
+    hessian_kwargs,
+    logistic_problem,
+    newton_reference,
+    run_gnn,
+    softmax_problem,
+)
 from geomjax.optim import gradient_normalized_newton  # noqa: E402
 
 TARGET = 1e-10
@@ -60,12 +67,8 @@ def gnn_timed(prob, hessian, max_steps):
 
     def solve(x0, data):
         fns = prob.make(data)
-        kw = {}
-        if hessian == "gauss_newton":
-            kw = dict(model_fn=fns["model"], loss_fn=fns["loss"])
-        elif hessian == "fisher":
-            kw = dict(per_example_fn=fns["per_example"])
-        res = gradient_normalized_newton(fns["f"], x0, hessian=hessian, max_steps=max_steps, tol=0.0, **kw)
+        res = gradient_normalized_newton(fns["f"], x0, hessian=hessian, max_steps=max_steps, tol=0.0,
+                                         **hessian_kwargs(fns, hessian))
         return res.f, res.n_steps
 
     fn = jax.jit(solve)

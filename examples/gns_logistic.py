@@ -238,16 +238,21 @@ def newton_reference(prob: Problem, oracles, max_iter: int = 100) -> dict:
 # -- methods -------------------------------------------------------------------------------------
 
 
+def hessian_kwargs(fns: dict, hessian: str) -> dict:
+    """What each Hessian choice needs besides ``f``: the model / loss split for Gauss-Newton, the
+    per-example losses for the (empirical) Fisher."""
+    if hessian == "gauss_newton":
+        return dict(model_fn=fns["model"], loss_fn=fns["loss"])
+    if hessian == "fisher":
+        return dict(per_example_fn=fns["per_example"])
+    return {}
+
+
 def run_gnn(prob: Problem, hessian: str, args, max_steps: int) -> dict:
     def solve(x0, data):
         fns = prob.make(data)
-        kw = {}
-        if hessian == "gauss_newton":
-            kw = dict(model_fn=fns["model"], loss_fn=fns["loss"])
-        elif hessian == "fisher":
-            kw = dict(per_example_fn=fns["per_example"])
         return gradient_normalized_newton(fns["f"], x0, hessian=hessian, gamma0=args.gamma0,
-                                          max_steps=max_steps, tol=args.tol, **kw)
+                                          max_steps=max_steps, tol=args.tol, **hessian_kwargs(fns, hessian))
 
     res = jax.block_until_ready(jax.jit(solve)(prob.x0, prob.data))
     k = int(res.n_steps)

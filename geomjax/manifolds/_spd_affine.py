@@ -17,6 +17,7 @@ from geomjax.manifolds._spd_common import (
     check_n,
     check_stack,
     chol_whiten,
+    floored_log,
     floored_logm,
     lift_spectrum,
     sym,
@@ -251,12 +252,10 @@ def _whiten(chol: Array, u: Array) -> Array:
 
 
 def _log_eig(w: Array) -> tuple[Array, Array]:
-    """Floored log-eigenvalues and eigenvectors of symmetric ``(..., n, n)`` (no derivatives:
-    callers pass ``stop_gradient``-ed values). The floor ``4 n eps lambda_max`` is the one of
-    ``floored_logm``."""
+    """Floored log-eigenvalues (the floor of ``floored_logm``) and eigenvectors of symmetric
+    ``(..., n, n)`` (no derivatives: callers pass ``stop_gradient``-ed values)."""
     lam, u = jnp.linalg.eigh(w)
-    floor = 4.0 * w.shape[-1] * jnp.finfo(w.dtype).eps * lam[..., -1:]
-    return jnp.log(jnp.maximum(lam, floor)), u
+    return floored_log(lam), u
 
 
 def _weighted_logm_sum(w: Array, loglam: Array, u: Array) -> Array:
@@ -288,12 +287,6 @@ def _hessian_apply(u: Array, phiw: Array, d: Array) -> Array:
     """``J[D] = sum_i U_i (Phi_i w_i o (U_i^T D U_i)) U_i^T`` (matrix products only)."""
     dt = jnp.swapaxes(u, -1, -2) @ d @ u
     return sym(jnp.einsum("kib,kjb->ij", u @ (phiw * dt), u))
-
-
-def _sym_expm(d: Array) -> Array:
-    """``exp`` of one symmetric matrix (value only)."""
-    lam, v = jnp.linalg.eigh(d)
-    return sym((v * jnp.exp(lam)[None, :]) @ v.T)
 
 
 def _start(points: Array, w: Array) -> Array:
@@ -398,7 +391,7 @@ def _newton_karcher_mean(points: Array, w: Array, max_iter: int, tol: float) -> 
     def body(state):
         s, aux, r, d, t, k = state
         chol = aux[0]
-        s_new = sym(chol @ _sym_expm(t * d) @ chol.T)
+        s_new = sym(chol @ expm(t * d) @ chol.T)
         r_new, aux_new = evaluate(s_new)
         better = r_new < r
         d_new = maybe_direction(better & (r_new > tol_), r_new, aux_new)

@@ -61,12 +61,13 @@ def lift_spectrum(w: Array, lam: Array | None = None) -> Array:
     return w + shift * jnp.eye(w.shape[-1], dtype=w.dtype)
 
 
-def _floored_log(lam: Array) -> Array:
+def floored_log(lam: Array) -> Array:
+    """``log`` of eigenvalues floored at ``4 n eps lambda_max`` (the floor of :data:`floored_logm`)."""
     floor = 4.0 * lam.shape[-1] * jnp.finfo(lam.dtype).eps * jnp.max(lam, axis=-1, keepdims=True)
     return jnp.log(jnp.maximum(lam, jax.lax.stop_gradient(floor)))
 
 
-floored_logm = spectral_fn(_floored_log, name="floored_logm")
+floored_logm = spectral_fn(floored_log, name="floored_logm")
 """``logm`` with eigenvalues floored at ``4 n eps lambda_max`` (one eigendecomposition; the same
 as ``logm(lift_spectrum(W))`` up to the size of the floor, without ``lift_spectrum``'s extra
 ``eigvalsh``). Derivatives are the Daleckii-Krein ones of the floored function (zero slope

@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from _random_mlp import random_mlp as _mlp
+
 from geomjax.equivariant._canonicalization import (
     canonicalize,
     canonicalized_apply,
@@ -37,23 +39,6 @@ def _np_gram_schmidt(vs):
     if q.shape[1] == 2:
         q = np.concatenate([q, np.cross(q[:, 0], q[:, 1])[:, None]], axis=1)
     return q
-
-
-def _mlp(key, sizes, dtype):
-    keys = jax.random.split(key, len(sizes) - 1)
-    params = [
-        (jax.random.normal(k, (a, b), dtype) / np.sqrt(a), jnp.full((b,), 0.1, dtype))
-        for k, a, b in zip(keys, sizes[:-1], sizes[1:])
-    ]
-
-    def apply(z):
-        for i, (w, b) in enumerate(params):
-            z = z @ w + b
-            if i < len(params) - 1:
-                z = jnp.tanh(z)
-        return z
-
-    return apply
 
 
 # ------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
+from _random_mlp import random_mlp as _mlp
+
 from geomjax.equivariant._frame_averaging import FrameInfo, _eigh, frame_average, pca_frames
 from geomjax.testing import assert_allclose_dtype, check_grads_finite
 from geomjax.testing._equivariance import assert_equivariant, random_orthogonal
@@ -25,23 +27,6 @@ def _cloud(key, dtype, n=N, scales=SCALES):
     _, _, info = pca_frames(x, return_info=True)
     assert float(info.gap) > 0.05 and not bool(info.degenerate)
     return x
-
-
-def _mlp(key, sizes, dtype):
-    keys = jax.random.split(key, len(sizes) - 1)
-    params = [
-        (jax.random.normal(k, (a, b), dtype) / np.sqrt(a), jnp.full((b,), 0.1, dtype))
-        for k, a, b in zip(keys, sizes[:-1], sizes[1:])
-    ]
-
-    def apply(z):
-        for i, (w, b) in enumerate(params):
-            z = z @ w + b
-            if i < len(params) - 1:
-                z = jnp.tanh(z)
-        return z
-
-    return apply
 
 
 def _tol(dtype):

@@ -53,7 +53,8 @@ PUBLIC = {
         "deep_sets_layer", "init_deep_sets_layer", "deep_sets", "init_deep_sets", "pca_frames",
         "frame_average", "gram_schmidt_frame", "canonicalize", "canonicalized_apply",
     },
-    "geomjax.datasets": {"charged_particles", "nbody_egnn_split"},
+    "geomjax.datasets": {"charged_particles", "nbody_egnn_split", "egnn_nbody_small",
+                         "nbody_small_initial_conditions"},
     "geomjax.spdnet": {
         "MDMState", "RBNState", "augmented_covariance", "bimap", "covariance", "logeig",
         "mdm_fit", "mdm_predict", "rbn_init", "reeig", "riemannian_batch_norm", "tangent_space",

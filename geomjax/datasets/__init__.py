@@ -8,12 +8,15 @@ from geomjax.datasets._charged_particles import (
     nbody_egnn_split,
     simulate_charged_particles,
 )
+from geomjax.datasets._nbody_small import egnn_nbody_small, nbody_small_initial_conditions
 
 __all__ = [
     "NBodyExamples",
     "charged_particles",
     "charged_particles_energy",
     "coulomb_forces",
+    "egnn_nbody_small",
     "nbody_egnn_split",
+    "nbody_small_initial_conditions",
     "simulate_charged_particles",
 ]

@@ -87,14 +87,20 @@ def evaluate(train, y_train, test, y_test, metric_name: str, n_classes: int):
     metric = SPDAffineInvariant(n) if metric_name == "riemann" else SPDLogEuclidean(n)
 
     @jax.jit
-    def run(train, y_train, test):
+    def fit_predict(train, y_train, test):
         state = mdm_fit(train, y_train, n_classes, metric=metric, max_iter=20)
-        pred = mdm_predict(state, test, metric=metric)
-        reference = metric.mean(train, max_iter=20).mean
-        vecs = jax.vmap(lambda x: tangent_space(x, reference, metric=metric))(test)
-        return pred, vecs, jnp.all(state.converged)
+        return mdm_predict(state, test, metric=metric), jnp.all(state.converged)
 
-    pred, vecs, converged = run(train, y_train, test)
+    @jax.jit
+    def tangent_vectors(train, test):
+        reference = metric.mean(train, max_iter=20).mean
+        return jax.vmap(lambda x: tangent_space(x, reference, metric=metric))(test)
+
+    # Two programs, run one after the other: jaxlib 0.10's CPU runtime can deadlock when two
+    # independent batched LAPACK loops (here the class means and the reference mean) run
+    # concurrently on a 2-thread pool (each waits for pool threads the other one holds).
+    pred, converged = jax.block_until_ready(fit_predict(train, y_train, test))
+    vecs = tangent_vectors(train, test)
     if not bool(converged):
         print(f"  warning: a class mean did not converge (n = {n})")
     return float(jnp.mean(pred == y_test)), np.asarray(vecs)

@@ -8,7 +8,7 @@ positions and velocities, and two unused observation-noise arrays (noise varianc
 gives the same initial conditions on any machine; integrating them with
 :func:`geomjax.datasets.simulate_charged_particles` in float64 gives the published trajectories
 up to floating-point rounding. Close encounters amplify rounding differences exponentially: of
-the first 300 test trajectories, 278 agree with a NumPy re-run of the original loop to 1e-6 at
+the first 300 test trajectories, 272 agree with a NumPy re-run of the original loop to 1e-6 at
 frame 40 and 22 diverge by more than 1e-3 (at most 0.43); there the original files depend on
 the BLAS of the machine that made them as much as these do. Training on this data makes a test
 MSE directly comparable with the paper's table instead of with a fresh draw of the same

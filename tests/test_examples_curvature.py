@@ -3,22 +3,13 @@ main(argv)) and checks their reports."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import sys
 
 import pytest
+from _examples import ROOT, load_example
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_example(name: str):
-    path = os.path.join(ROOT, "examples", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)

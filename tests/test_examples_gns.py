@@ -9,25 +9,15 @@ from a run.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import os
 
 import numpy as np
 import pytest
+from _examples import load_example
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--subset", "200", "--digits-pool", "4", "--max-steps", "40", "--gd-steps", "50", "--lbfgs-steps", "50",
         "--cubic-steps", "30", "--no-progress"]
-
-
-def load_example(name: str):
-    path = os.path.join(ROOT, "examples", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 
 import pytest
+from _examples import load_example
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_mdm_eeg_quick(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    spec = importlib.util.spec_from_file_location("mdm_eeg", os.path.join(ROOT, "examples", "mdm_eeg.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_example("mdm_eeg")
     out = tmp_path / "mdm_eeg.png"
     result = module.main(["--n-trials", "16", "--n-times", "128", "--order", "2", "--no-progress",
                           "--out", str(out)])

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 
 import pytest
+from _examples import load_example
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_nbody_egnn_quick(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    spec = importlib.util.spec_from_file_location(
-        "nbody_egnn", os.path.join(ROOT, "examples", "nbody_egnn.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_example("nbody_egnn")
     out = tmp_path / "nbody_egnn.png"
     result = module.main(["--train", "40", "--val", "20", "--test", "20", "--batch", "20",
                           "--epochs", "3", "--eval-every", "2", "--hidden", "8", "--layers", "2",

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 
 import pytest
+from _examples import load_example
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_example(name: str):
-    path = os.path.join(ROOT, "examples", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_sw_gradient_flow_quick(tmp_path, capsys):

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 
 import pytest
+from _examples import load_example
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_spd_batchnorm_quick(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    spec = importlib.util.spec_from_file_location("spd_batchnorm", os.path.join(ROOT, "examples", "spd_batchnorm.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_example("spd_batchnorm")
     out = tmp_path / "spd_batchnorm.png"
     result = module.main(["--n", "6", "--m", "3", "--sessions", "2", "--per-class", "8", "--batch", "12",
                           "--epochs", "2", "--variants", "none,aim", "--no-progress", "--out", str(out)])

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg as sla
+from _spd import random_spd
 
 from geomjax.manifolds._spd_affine import _sqdist_value_eig, _sqdist_value_svd
 
@@ -22,9 +23,7 @@ def x64():
 
 
 def _spd(rng, n=N, spread=1.0, lam=None):
-    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
-    lam = np.exp(spread * rng.normal(size=n)) if lam is None else np.asarray(lam, float)
-    return (q * lam) @ q.T
+    return random_spd(rng, n, spread, spectrum=lam)
 
 
 def _ref(x, y):

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg as sla
+from _spd import random_spd as shared_random_spd
 
 from geomjax.manifolds._spd_affine import SPDAffineInvariant
 from geomjax.testing import assert_allclose_dtype
@@ -27,8 +28,7 @@ N = 4
 
 
 def random_spd(rng, n=N, spread=1.0):
-    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
-    return (q * np.exp(spread * rng.normal(size=n))) @ q.T
+    return shared_random_spd(rng, n, spread)
 
 
 def random_sym(rng, n=N):

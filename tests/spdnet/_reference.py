@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from _spd import random_spd  # noqa: F401  (re-exported for the spdnet tests)
 
 
 def eig_fn(x, f):
@@ -43,6 +44,3 @@ def aim_mean(xs, iters=200):
     return 0.5 * (s + s.T)
 
 
-def random_spd(rng, n, spread=1.0):
-    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
-    return (q * np.exp(spread * rng.normal(size=n))) @ q.T

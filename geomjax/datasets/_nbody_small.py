@@ -25,6 +25,7 @@ import numpy as np
 
 from geomjax.datasets._charged_particles import (
     NBodyExamples,
+    _check_int,
     nbody_egnn_split,
     simulate_charged_particles,
 )
@@ -46,8 +47,8 @@ def _check_split(fn, split, n_samples):
     size = NBODY_SMALL_SPLITS[split]
     if n_samples is None:
         return size
-    if (not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool)
-            or not 1 <= n_samples <= size):
+    _check_int(fn, "n_samples", n_samples)
+    if n_samples > size:
         raise ValueError(
             f"{fn}: argument `n_samples` must be an int in [1, {size}] for split {split!r}; "
             f"got {n_samples!r}"
@@ -169,10 +170,7 @@ def egnn_nbody_small(
     loc0, vel0, q = nbody_small_initial_conditions(split, n_samples)
     n_frames = max(frame_in, frame_out) + 1
     with jax.enable_x64():
-        locs, vels = _simulate(
-            jnp.asarray(loc0, jnp.float64), jnp.asarray(vel0, jnp.float64),
-            jnp.asarray(q, jnp.float64), n_frames * _SAVE_EVERY,
-        )
-        ex = nbody_egnn_split(locs, vels, jnp.asarray(q, jnp.float64), frame_in, frame_out)
-        ex = jax.tree.map(lambda a: np.asarray(a), ex)
+        loc0, vel0, q = (jnp.asarray(a, jnp.float64) for a in (loc0, vel0, q))
+        locs, vels = _simulate(loc0, vel0, q, n_frames * _SAVE_EVERY)
+        ex = jax.tree.map(np.asarray, nbody_egnn_split(locs, vels, q, frame_in, frame_out))
     return NBodyExamples(*(jnp.asarray(a, dtype) for a in ex))

@@ -28,7 +28,9 @@ def block(x):
     return x
 
 
-def time_fn(fn: Callable[[], object], *, repeats: int = 20, warmup: int = 2, min_time: float = 0.0) -> dict:
+def time_fn(
+    fn: Callable[[], object], *, repeats: int = 20, warmup: int = 2, min_time: float = 0.0
+) -> dict:
     """Median wall time of ``fn()`` in seconds after ``warmup`` untimed calls (which compile).
 
     Returns a dict with ``median_s``, ``min_s``, ``repeats``.

@@ -53,12 +53,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.9")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _harness  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-import _harness  # noqa: E402
 from geomjax.curvature import MFACInverse, hvp  # noqa: E402
 from geomjax.optim import MFACState, adahessian, mfac, scale_by_mfac  # noqa: E402
 
@@ -83,7 +83,9 @@ QUICK_2ND = {"name": "medium-quick", "sizes": (128, 256, 256, 10), "batch": 64}
 def init_mlp(key, sizes):
     params = []
     for k, a, b in zip(jax.random.split(key, len(sizes) - 1), sizes[:-1], sizes[1:]):
-        params.append({"w": jax.random.normal(k, (a, b), DTYPE) / np.sqrt(a), "b": jnp.zeros(b, DTYPE)})
+        params.append(
+            {"w": jax.random.normal(k, (a, b), DTYPE) / np.sqrt(a), "b": jnp.zeros(b, DTYPE)}
+        )
     return params
 
 
@@ -179,7 +181,7 @@ def check_mfac_dense(key):
         err_dyn = 0.0
         for t in range(steps):
             u, state = tx.update(jnp.asarray(gs[t]), state)
-            window = gs[max(0, t - m + 1): t + 1]
+            window = gs[max(0, t - m + 1) : t + 1]
             f = damping * np.eye(d) + window.T @ window / m
             ref = np.linalg.solve(f, gs[t])
             err_dyn = max(err_dyn, float(np.max(np.abs(np.asarray(u) - ref)) / np.max(np.abs(ref))))
@@ -218,12 +220,22 @@ def bench_steps(cfg, ms, args, rows, info):
     z = jax.tree.map(lambda p: jax.random.rademacher(jax.random.key(3), p.shape, p.dtype), params0)
     hvp_fn = jax.jit(lambda p, v: hvp(loss_fn, p, v, x, y))
     leaves, treedef = jax.tree.flatten(params0)
-    sample_fn = jax.jit(lambda k: treedef.unflatten([  # one probe, a key per leaf (as AdaHessian)
-        jax.random.rademacher(kk, a.shape, a.dtype)
-        for kk, a in zip(jax.random.split(k, len(leaves)), leaves)
-    ]))
-    t = interleaved({"grad": lambda: grad_fn(params0, x, y), "hvp": lambda: hvp_fn(params0, z),
-                     "sample": lambda: sample_fn(jax.random.key(4))}, args.repeats)
+    sample_fn = jax.jit(
+        lambda k: treedef.unflatten(
+            [  # one probe, a key per leaf (as AdaHessian)
+                jax.random.rademacher(kk, a.shape, a.dtype)
+                for kk, a in zip(jax.random.split(k, len(leaves)), leaves)
+            ]
+        )
+    )
+    t = interleaved(
+        {
+            "grad": lambda: grad_fn(params0, x, y),
+            "hvp": lambda: hvp_fn(params0, z),
+            "sample": lambda: sample_fn(jax.random.key(4)),
+        },
+        args.repeats,
+    )
     t_grad, t_hvp, t_sample = t["grad"], t["hvp"], t["sample"]
     info[cfg["name"]].update(grad_s=t_grad, grad_hvp_s=t_hvp, sample_s=t_sample)
     opts = optimizers(ms)
@@ -251,7 +263,9 @@ def bench_steps(cfg, ms, args, rows, info):
                 row["grad_hvp_s"] = t_hvp
                 row["probe_sample_s"] = t_sample
             rows.append(row)
-            print(f"  {name:16s} {1e3 * t_opt:9.3f} ms  adam {1e3 * t_adam:8.3f} ms  -> {t_opt / t_adam:5.2f}x adam")
+            print(
+                f"  {name:16s} {1e3 * t_opt:9.3f} ms  adam {1e3 * t_adam:8.3f} ms  -> {t_opt / t_adam:5.2f}x adam"
+            )
             del adam_tr, tr
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is skipped, with the reason
             if not out_of_memory(exc):
@@ -277,8 +291,11 @@ def bench_product(d, m, args, rows, bw_peak, label):
     the donated optimizer state as it stands, interleaved with the updates."""
     key = jax.random.key(11)
     # row by row (lax.map): no m x d temporaries besides the buffer itself
-    G = jax.jit(lambda k: jax.lax.map(lambda kk: jax.random.normal(kk, (d,), DTYPE) / np.sqrt(d),
-                                      jax.random.split(k, m)))(key)
+    G = jax.jit(
+        lambda k: jax.lax.map(
+            lambda kk: jax.random.normal(kk, (d,), DTYPE) / np.sqrt(d), jax.random.split(k, m)
+        )
+    )(key)
     g = jax.random.normal(jax.random.key(12), (d,), DTYPE) / np.sqrt(d)  # not one of the rows
     adt = jnp.promote_types(DTYPE, jax.dtypes.canonicalize_dtype(jnp.float64))
     gram = jax.jit(lambda G: (G @ G.T).astype(adt))(G)
@@ -294,7 +311,9 @@ def bench_product(d, m, args, rows, bw_peak, label):
     del G
     upd = jax.jit(tx.update, donate_argnums=(1,))
     u, state = upd(g, state)
-    err = float(np.max(np.abs(np.asarray(u) - ref)) / np.max(np.abs(ref))) if check else float("nan")
+    err = (
+        float(np.max(np.abs(np.asarray(u) - ref)) / np.max(np.abs(ref))) if check else float("nan")
+    )
     if check:
         print(f"  mfac product m={m} d={d}: float32 vs float64 Woodbury rel err {err:.1e}")
         assert err < 1e-4, err
@@ -310,27 +329,36 @@ def bench_product(d, m, args, rows, bw_peak, label):
     small = MFACInverse.from_gradients(jnp.ones((1, 1), DTYPE), DAMPING)
     layout = dataclasses.replace(small.layout, dim=d)
     ihvp = jax.jit(
-        lambda Q, v: dataclasses.replace(small, factor=Q[None], layout=layout, block_size=d).ihvp(v))
+        lambda Q, v: dataclasses.replace(small, factor=Q[None], layout=layout, block_size=d).ihvp(v)
+    )
     floor = jax.jit(lambda G, v: (G @ v) @ G)  # the two unavoidable passes
     one_pass = jax.jit(lambda G, v: G @ v)
     chol = jax.jit(jnp.linalg.cholesky)
-    t = interleaved({
-        "update": run_update,
-        "floor": lambda: floor(holder[0].grads, g),
-        "ihvp": lambda: ihvp(holder[0].grads, g),
-        "one_pass": lambda: one_pass(holder[0].grads, g),
-        "chol": lambda: chol(k_mat),
-    }, args.repeats)
-    del holder
-    t_upd, t_floor, t_ihvp, t_one, t_chol = (t[k] for k in ("update", "floor", "ihvp", "one_pass", "chol"))
+    t = interleaved(
+        {
+            "update": run_update,
+            "floor": lambda: floor(holder[0].grads, g),
+            "ihvp": lambda: ihvp(holder[0].grads, g),
+            "one_pass": lambda: one_pass(holder[0].grads, g),
+            "chol": lambda: chol(k_mat),
+        },
+        args.repeats,
+    )
+    holder.clear()  # free the window before the next size
+    t_upd, t_floor, t_ihvp, t_one, t_chol = (
+        t[k] for k in ("update", "floor", "ihvp", "one_pass", "chol")
+    )
     extra = {"one_pass_s": t_one, "chol_mxm_s": t_chol}
     bw = None
     if bw_peak:
         bw = 2 * m * d * jnp.dtype(DTYPE).itemsize / bw_peak
         extra["bw_floor_s"] = bw
     for case, t, more in [
-        (f"mfac product ({label}) m={m} d={d:,}: scale_by_mfac update", t_upd,
-         {"rel_err_vs_f64_woodbury": err} if check else {}),
+        (
+            f"mfac product ({label}) m={m} d={d:,}: scale_by_mfac update",
+            t_upd,
+            {"rel_err_vs_f64_woodbury": err} if check else {},
+        ),
         (f"mfac product ({label}) m={m} d={d:,}: MFACInverse.ihvp", t_ihvp, {}),
     ]:
         row = {
@@ -346,9 +374,11 @@ def bench_product(d, m, args, rows, bw_peak, label):
         if bw:
             row["over_bw_floor_x"] = t / bw
         rows.append(row)
-    print(f"  m={m:5d} d={d:>11,}: update {1e3 * t_upd:9.3f} ms, ihvp {1e3 * t_ihvp:9.3f} ms, "
-          f"floor {1e3 * t_floor:9.3f} ms (one pass {1e3 * t_one:.3f}), chol {1e3 * t_chol:.3f} ms"
-          + (f", bytes/peak {1e3 * bw:.3f} ms" if bw else ""))
+    print(
+        f"  m={m:5d} d={d:>11,}: update {1e3 * t_upd:9.3f} ms, ihvp {1e3 * t_ihvp:9.3f} ms, "
+        f"floor {1e3 * t_floor:9.3f} ms (one pass {1e3 * t_one:.3f}), chol {1e3 * t_chol:.3f} ms"
+        + (f", bytes/peak {1e3 * bw:.3f} ms" if bw else "")
+    )
 
 
 def out_of_memory(exc):
@@ -375,7 +405,9 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     parser.add_argument("--models", default="small,second", help="comma list of: small, second")
-    parser.add_argument("--ms", default=None, help="comma list of M-FAC windows (default: all of the device's)")
+    parser.add_argument(
+        "--ms", default=None, help="comma list of M-FAC windows (default: all of the device's)"
+    )
     return parser.parse_args()
 
 
@@ -395,11 +427,15 @@ def main():
     models = set(args.models.split(","))
     env = _harness.environment()
     bw_kind, bw_peak = peak_bandwidth(env)
-    print(f"jax {env['jax']} on {env['device']} ({env['backend']}); matmul precision {env['matmul_precision']}")
+    print(
+        f"jax {env['jax']} on {env['device']} ({env['backend']}); matmul precision {env['matmul_precision']}"
+    )
 
     err_dyn, err_static = check_mfac_dense(jax.random.key(5))
-    print(f"M-FAC vs dense float64 solve (d=40, m=6, 11 steps): dynamic {err_dyn:.1e}, "
-          f"MFACInverse.ihvp {err_static:.1e}")
+    print(
+        f"M-FAC vs dense float64 solve (d=40, m=6, 11 steps): dynamic {err_dyn:.1e}, "
+        f"MFACInverse.ihvp {err_static:.1e}"
+    )
     assert err_dyn < 1e-8 and err_static < 1e-8, (err_dyn, err_static)
 
     rows, info = [], {}
@@ -426,7 +462,8 @@ def main():
         f"{name} (d={v['d']:,}, {v['arch']}, batch {v['batch']}): loss+grad {1e3 * v['grad_s']:.3f} ms, "
         f"grad+HVP {1e3 * v['grad_hvp_s']:.3f} ms ({v['grad_hvp_s'] / v['grad_s']:.2f}x), Rademacher probe "
         f"sampling (threefry) {1e3 * v['sample_s']:.3f} ms"
-        for name, v in info.items() if name not in ("losses", "skipped")
+        for name, v in info.items()
+        if name not in ("losses", "skipped")
     )
     losses = ", ".join(f"{k} {v:.3f}" for k, v in info.get("losses", {}).items())
     notes = (
@@ -449,19 +486,27 @@ def main():
     )
     notes += " Skipped: " + (", ".join(info.get("skipped", [])) or "none") + "."
     if bw_peak:
-        notes += (f" `bw_floor_s` = 2 m d x 4 bytes / {bw_peak / 1e12:.2f} TB/s, the assumed peak HBM "
-                  f"bandwidth of the {bw_kind} (NVIDIA datasheet); `over_bw_floor_x` = product / bw_floor_s.")
+        notes += (
+            f" `bw_floor_s` = 2 m d x 4 bytes / {bw_peak / 1e12:.2f} TB/s, the assumed peak HBM "
+            f"bandwidth of the {bw_kind} (NVIDIA datasheet); `over_bw_floor_x` = product / bw_floor_s."
+        )
     elif on_gpu:
         notes += " No peak bandwidth known for this device: bw_floor_s omitted."
     if not on_gpu:
-        threads = {v: os.environ.get(v) for v in ("XLA_FLAGS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-        notes += (" CPU: the ~10M-parameter GPU model is replaced by the medium one, m = 1024 omitted "
-                  "there. Thread settings: "
-                  f"{', '.join(f'{k}={v!r}' for k, v in threads.items() if v) or 'defaults'}.")
+        threads = {
+            v: os.environ.get(v) for v in ("XLA_FLAGS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        }
+        notes += (
+            " CPU: the ~10M-parameter GPU model is replaced by the medium one, m = 1024 omitted "
+            "there. Thread settings: "
+            f"{', '.join(f'{k}={v!r}' for k, v in threads.items() if v) or 'defaults'}."
+        )
     if on_gpu and os.environ.get("XLA_FLAGS"):
-        notes += (f" XLA_FLAGS={os.environ['XLA_FLAGS']!r} (the m = 1024 piece: with autotuning on, its "
-                  "41.8 GB buffer plus the autotuner's 38.9 GiB redzone copy do not fit in 80 GB; "
-                  "compare its rows only with each other).")
+        notes += (
+            f" XLA_FLAGS={os.environ['XLA_FLAGS']!r} (the m = 1024 piece: with autotuning on, its "
+            "41.8 GB buffer plus the autotuner's 38.9 GiB redzone copy do not fit in 80 GB; "
+            "compare its rows only with each other)."
+        )
     if args.quick:
         notes += " --quick sizes (smoke test)."
     out = _harness.write_results("curvature", args, rows, notes=notes)

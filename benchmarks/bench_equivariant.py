@@ -27,11 +27,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _harness  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-import _harness  # noqa: E402
 from geomjax.equivariant._egnn import egnn_layer, init_egnn_layer  # noqa: E402
 from geomjax.equivariant._graph import batch_graphs, fully_connected_graph  # noqa: E402
 
@@ -108,7 +108,10 @@ def make_cases(quick: bool):
         "params": init_egnn_layer(k[1], 64, 0, 64, coord_gain=1.0),
         "h": jax.random.normal(k[2], (n, 64)),
         "x": jax.random.normal(k[3], (n, 3)),
-        "senders": s, "receivers": r, "edge_attr": None, "v": None,
+        "senders": s,
+        "receivers": r,
+        "edge_attr": None,
+        "v": None,
     }
     b, m = (10, 5) if quick else (100, 5)
     fs, fr = fully_connected_graph(m)
@@ -119,7 +122,8 @@ def make_cases(quick: bool):
         "params": init_egnn_layer(k[4], 64, 2, 64, velocity=True, coord_gain=1.0),
         "h": jax.random.normal(k[5], (b * m, 64)),
         "x": jax.random.normal(k[6], (b * m, 3)),
-        "senders": g.senders, "receivers": g.receivers,
+        "senders": g.senders,
+        "receivers": g.receivers,
         "edge_attr": jax.random.normal(k[7], (ne, 2)),
         "v": jax.random.normal(k[0], (b * m, 3)),
     }
@@ -202,19 +206,23 @@ def main():
         t_pb = _harness.time_fn(torch_backward, repeats=args.repeats)
         checks = {"rel_diff_h": err_h, "rel_diff_dx": err_dx, "rel_diff_grad": err_g}
         for what, ours, theirs in (("forward", t_fwd, t_pf), ("forward+backward", t_grad, t_pb)):
-            rows.append({
-                "case": f"{case['name']} {what}",
-                "baseline": peer,
-                "geomjax_s": ours["median_s"],
-                "baseline_s": theirs["median_s"],
-                "ratio": theirs["median_s"] / ours["median_s"],
-                **checks,
-            })
+            rows.append(
+                {
+                    "case": f"{case['name']} {what}",
+                    "baseline": peer,
+                    "geomjax_s": ours["median_s"],
+                    "baseline_s": theirs["median_s"],
+                    "ratio": theirs["median_s"] / ours["median_s"],
+                    **checks,
+                }
+            )
     if not rows:
         print("no rows written: the torch baseline is unavailable")
         return
     _harness.print_table(rows)
-    threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS") if k in os.environ}
+    threads = {
+        k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS") if k in os.environ
+    }
     notes = (
         "EGNN layer (E_GCL; E_GCL_vel for the N-body batch), float32, 64 features, SiLU, mean "
         "coordinate aggregation. geomjax: jax.jit(egnn_layer) and jax.jit(jax.grad(sum of squares "

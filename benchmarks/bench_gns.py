@@ -39,13 +39,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
 
+import _harness  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from jax.flatten_util import ravel_pytree  # noqa: E402
-from scipy.optimize import minimize  # noqa: E402
-
-import _harness  # noqa: E402
 from gns_logistic import (  # noqa: E402
     flat_oracles,
     hessian_kwargs,
@@ -54,6 +51,9 @@ from gns_logistic import (  # noqa: E402
     run_gnn,
     softmax_problem,
 )
+from jax.flatten_util import ravel_pytree  # noqa: E402
+from scipy.optimize import minimize  # noqa: E402
+
 from geomjax.optim import gradient_normalized_newton  # noqa: E402
 
 TARGET = 1e-10
@@ -67,8 +67,14 @@ def gnn_timed(prob, hessian, max_steps):
 
     def solve(x0, data):
         fns = prob.make(data)
-        res = gradient_normalized_newton(fns["f"], x0, hessian=hessian, max_steps=max_steps, tol=0.0,
-                                         **hessian_kwargs(fns, hessian))
+        res = gradient_normalized_newton(
+            fns["f"],
+            x0,
+            hessian=hessian,
+            max_steps=max_steps,
+            tol=0.0,
+            **hessian_kwargs(fns, hessian),
+        )
         return res.f, res.n_steps
 
     fn = jax.jit(solve)
@@ -96,11 +102,20 @@ BASELINE_EXTRA = {"trust-exact": ", dense Hessian", "Newton-CG": ", HVP"}
 
 
 def scipy_run(method, fun, hessp, hess, x0, maxiter, record=None):
-    opts = {"L-BFGS-B": dict(maxcor=10, ftol=0.0, gtol=0.0, maxfun=10**6),
-            "trust-exact": dict(gtol=1e-14), "Newton-CG": dict(xtol=1e-14)}[method]
+    opts = {
+        "L-BFGS-B": dict(maxcor=10, ftol=0.0, gtol=0.0, maxfun=10**6),
+        "trust-exact": dict(gtol=1e-14),
+        "Newton-CG": dict(xtol=1e-14),
+    }[method]
     kw = {"trust-exact": dict(hess=hess), "Newton-CG": dict(hessp=hessp)}.get(method, {})
-    cb = None if record is None else (lambda intermediate_result: record.append(intermediate_result.fun))
-    return minimize(fun, x0, jac=True, method=method, callback=cb, options=dict(maxiter=maxiter, **opts), **kw)
+    cb = (
+        None
+        if record is None
+        else (lambda intermediate_result: record.append(intermediate_result.fun))
+    )
+    return minimize(
+        fun, x0, jac=True, method=method, callback=cb, options=dict(maxiter=maxiter, **opts), **kw
+    )
 
 
 def first_below(values, f_star):
@@ -126,7 +141,10 @@ def synthetic_counts():
     loss = lambda o: jnp.mean(jnp.logaddexp(0.0, -y * o["z"])) + 0.5 * ridge * jnp.sum(o["w"] ** 2)  # noqa: E731
     out = {}
     for h in HESSIANS:
-        kw = {"gauss_newton": dict(model_fn=model, loss_fn=loss), "fisher": dict(per_example_fn=per)}.get(h, {})
+        kw = {
+            "gauss_newton": dict(model_fn=model, loss_fn=loss),
+            "fisher": dict(per_example_fn=per),
+        }.get(h, {})
         r = gradient_normalized_newton(f, jnp.zeros(6), hessian=h, tol=1e-7, max_steps=400, **kw)
         out[h] = (int(r.n_steps), int(r.n_linear_solves), bool(r.converged))
     return out
@@ -136,7 +154,10 @@ def main():
     args = _harness.parse_args("gns")
     rows, counts, stalls = [], {}, {}
     with jax.enable_x64(True):
-        problems = [("logistic", logistic_problem(1e-4), 5000), ("softmax", softmax_problem(1e-3, 2), 2000)]
+        problems = [
+            ("logistic", logistic_problem(1e-4), 5000),
+            ("softmax", softmax_problem(1e-3, 2), 2000),
+        ]
         for name, prob, max_steps in problems:
             ref = newton_reference(prob, flat_oracles(prob))
             f_star = ref["f_star"]
@@ -150,20 +171,31 @@ def main():
                 k = first_below(hist, f_star)
                 if k is None:
                     stalled[method] = (len(hist) - 1, min(hist) - f_star)
-                    print(f"{name:9s} scipy {method:11s} stopped at f - f* = {min(hist) - f_star:.2e} "
-                          f"after {len(hist) - 1} iterations: no row")
+                    print(
+                        f"{name:9s} scipy {method:11s} stopped at f - f* = {min(hist) - f_star:.2e} "
+                        f"after {len(hist) - 1} iterations: no row"
+                    )
                     continue
                 res = scipy_run(method, fun, hessp, hess, x0, k)
                 assert res.fun - f_star < TARGET, (name, method, res.fun - f_star)
                 t0 = time.perf_counter()
                 scipy_run(method, fun, hessp, hess, x0, k)
                 est = time.perf_counter() - t0
-                timing = _harness.time_fn(lambda: scipy_run(method, fun, hessp, hess, x0, k),
-                                          repeats=repeats_for(est, args), warmup=1)
-                base[method] = dict(s=timing["median_s"], iters=k, nfev=int(res.nfev),
-                                    nhev=int(getattr(res, "nhev", 0) or 0))
-                print(f"{name:9s} scipy {method:11s} {k:5d} iterations, {res.nfev} f/g evals, "
-                      f"{1e3 * timing['median_s']:9.2f} ms")
+                timing = _harness.time_fn(
+                    lambda: scipy_run(method, fun, hessp, hess, x0, k),
+                    repeats=repeats_for(est, args),
+                    warmup=1,
+                )
+                base[method] = dict(
+                    s=timing["median_s"],
+                    iters=k,
+                    nfev=int(res.nfev),
+                    nhev=int(getattr(res, "nhev", 0) or 0),
+                )
+                print(
+                    f"{name:9s} scipy {method:11s} {k:5d} iterations, {res.nfev} f/g evals, "
+                    f"{1e3 * timing['median_s']:9.2f} ms"
+                )
             stalls[name] = stalled
             for h in HESSIANS:
                 rec = run_gnn(prob, h, SimpleNamespace(gamma0=1.0, tol=1e-12), max_steps)
@@ -172,7 +204,11 @@ def main():
                 counts[(name, h)] = (k, rec["solves"][k])
                 run = gnn_timed(prob, h, k)
                 f_end, n_steps = run()  # compiles
-                assert float(f_end) - f_star < TARGET and int(n_steps) == k, (name, h, float(f_end) - f_star)
+                assert float(f_end) - f_star < TARGET and int(n_steps) == k, (
+                    name,
+                    h,
+                    float(f_end) - f_star,
+                )
                 t0 = time.perf_counter()
                 jax.block_until_ready(run())
                 est = time.perf_counter() - t0
@@ -180,18 +216,27 @@ def main():
                 peers = ["L-BFGS-B"] + (["trust-exact", "Newton-CG"] if h == "exact" else [])
                 for method in (p for p in peers if p in base):
                     b = base[method]
-                    rows.append({
-                        "case": f"{name} (n={x0.size}) gnn {h}: time to f-f* < 1e-10",
-                        "baseline": f"scipy {method} (jitted f/grad{BASELINE_EXTRA.get(method, '')})",
-                        "geomjax_s": timing["median_s"], "baseline_s": b["s"], "ratio": b["s"] / timing["median_s"],
-                        "gnn_iters": k, "gnn_linear_solves": rec["solves"][k], "gnn_fg_evals": rec["f_evals"][k],
-                        "gnn_ms_per_step": 1e3 * timing["median_s"] / k,
-                        "baseline_iters": b["iters"], "baseline_fg_evals": b["nfev"],
-                        **({"baseline_hess_evals": b["nhev"]} if method != "L-BFGS-B" else {}),
-                    })
+                    rows.append(
+                        {
+                            "case": f"{name} (n={x0.size}) gnn {h}: time to f-f* < 1e-10",
+                            "baseline": f"scipy {method} (jitted f/grad{BASELINE_EXTRA.get(method, '')})",
+                            "geomjax_s": timing["median_s"],
+                            "baseline_s": b["s"],
+                            "ratio": b["s"] / timing["median_s"],
+                            "gnn_iters": k,
+                            "gnn_linear_solves": rec["solves"][k],
+                            "gnn_fg_evals": rec["f_evals"][k],
+                            "gnn_ms_per_step": 1e3 * timing["median_s"] / k,
+                            "baseline_iters": b["iters"],
+                            "baseline_fg_evals": b["nfev"],
+                            **({"baseline_hess_evals": b["nhev"]} if method != "L-BFGS-B" else {}),
+                        }
+                    )
                 ratio = base["L-BFGS-B"]["s"] / timing["median_s"]
-                print(f"{name:9s} gnn {h:12s} {k:5d} steps, {rec['solves'][k]:5d} solves, "
-                      f"{1e3 * timing['median_s']:9.2f} ms   (L-BFGS-B ratio {ratio:.2f})")
+                print(
+                    f"{name:9s} gnn {h:12s} {k:5d} steps, {rec['solves'][k]:5d} solves, "
+                    f"{1e3 * timing['median_s']:9.2f} ms   (L-BFGS-B ratio {ratio:.2f})"
+                )
         synth = synthetic_counts()
     _harness.print_table(rows)
 
@@ -199,16 +244,25 @@ def main():
         k, s = counts[(name, h)]
         return f"{k} / {s}"
 
-    lines = ["| Hessian | breast cancer logistic (n=31, ridge 1e-4) | digits softmax (n=170, ridge 1e-3) | "
-             "synthetic logistic 80x6, ridge 1e-2, tol 1e-7 | reference (issue) |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        "| Hessian | breast cancer logistic (n=31, ridge 1e-4) | digits softmax (n=170, ridge 1e-3) | "
+        "synthetic logistic 80x6, ridge 1e-2, tol 1e-7 | reference (issue) |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for h in HESSIANS:
         s = synth[h]
-        lines.append(f"| {h} | {cell('logistic', h)} | {cell('softmax', h)} | {s[0]} / {s[1]}"
-                     f"{'' if s[2] else ' (not converged)'} | {REFERENCE_COUNTS.get(h, '-')} |")
+        lines.append(
+            f"| {h} | {cell('logistic', h)} | {cell('softmax', h)} | {s[0]} / {s[1]}"
+            f"{'' if s[2] else ' (not converged)'} | {REFERENCE_COUNTS.get(h, '-')} |"
+        )
     stall_note = " ".join(
         f"scipy {m} on {name} stopped at f - f* = {gap:.2e} after {it} iterations (no row)."
-        for name, st in stalls.items() for m, (it, gap) in st.items())
-    threads = {v: os.environ.get(v) for v in ("XLA_FLAGS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+        for name, st in stalls.items()
+        for m, (it, gap) in st.items()
+    )
+    threads = {
+        v: os.environ.get(v) for v in ("XLA_FLAGS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    }
     notes = (
         "Time to reach f - f* < 1e-10 from w = 0, float64, problems of examples/gns_logistic.py (f* from a "
         "damped Newton solve, gradient norm ~1e-16). geomjax: gradient_normalized_newton, one jitted call running "
@@ -216,7 +270,9 @@ def main():
         "scipy.optimize.minimize with jitted value_and_grad (NumPy in/out), L-BFGS-B (maxcor 10, ftol = gtol = 0) "
         "for every row; for the exact row also trust-exact (jitted dense jax.hessian) and Newton-CG (jitted "
         "forward-over-reverse HVP, xtol 1e-14); each with maxiter = its own K. Every final point was checked below "
-        "1e-10 before timing. " + stall_note + " Newton-CG's CG loop quits on an absolute curvature p.Hp <= 3 eps "
+        "1e-10 before timing. "
+        + stall_note
+        + " Newton-CG's CG loop quits on an absolute curvature p.Hp <= 3 eps "
         "and then takes a zero step, which ends its run once |g|^2 lambda_min is ~1e-15. Per step (gnn_ms_per_step), "
         "the exact, Gauss-Newton and diagonal variants form a dense n x n matrix (diagonal: the full jax.hessian, "
         "then its diagonal), the Fisher one the m x n per-example Jacobian; the H = 0 variant costs two "

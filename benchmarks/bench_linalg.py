@@ -20,12 +20,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _harness  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.linalg as sla  # noqa: E402
 
-import _harness  # noqa: E402
 from geomjax.linalg import invsqrtm, logm, sqrtm  # noqa: E402
 
 
@@ -39,7 +39,11 @@ def naive(f):
 
 FUNCS = {
     "sqrtm": (sqrtm, naive(jnp.sqrt), lambda a: np.real(sla.sqrtm(a))),
-    "invsqrtm": (invsqrtm, naive(lambda t: 1 / jnp.sqrt(t)), lambda a: np.linalg.inv(np.real(sla.sqrtm(a)))),
+    "invsqrtm": (
+        invsqrtm,
+        naive(lambda t: 1 / jnp.sqrt(t)),
+        lambda a: np.linalg.inv(np.real(sla.sqrtm(a))),
+    ),
     "logm": (logm, naive(jnp.log), lambda a: np.real(sla.logm(a))),
 }
 
@@ -76,13 +80,17 @@ def main():
         scale = np.max(np.abs(g_ref))
         err_grad = float(np.max(np.abs(np.asarray(loss_g(x)[1]) - g_ref)) / scale)
         err_grad_naive = float(np.max(np.abs(np.asarray(loss_n(x)[1]) - g_ref)) / scale)
-        print(f"{name}: forward rel err vs scipy {err_sp:.1e}; float32 gradient rel err vs float64: "
-              f"geomjax {err_grad:.1e}, naive eigh {err_grad_naive:.1e}")
+        print(
+            f"{name}: forward rel err vs scipy {err_sp:.1e}; float32 gradient rel err vs float64: "
+            f"geomjax {err_grad:.1e}, naive eigh {err_grad_naive:.1e}"
+        )
         assert err_sp < 1e-4 and err_grad < 1e-3, (name, err_sp, err_nv, err_grad)
 
         t_g = _harness.time_fn(lambda: fwd_g(x), repeats=args.repeats)
         t_n = _harness.time_fn(lambda: fwd_n(x), repeats=args.repeats)
-        t_s = _harness.time_fn(lambda: [sp(a) for a in x_np], repeats=max(2, args.repeats // 5), warmup=1)
+        t_s = _harness.time_fn(
+            lambda: [sp(a) for a in x_np], repeats=max(2, args.repeats // 5), warmup=1
+        )
         tb_g = _harness.time_fn(lambda: loss_g(x), repeats=args.repeats)
         tb_n = _harness.time_fn(lambda: loss_n(x), repeats=args.repeats)
         case = f"{name} {batch}x{n}x{n} f32"
@@ -108,8 +116,10 @@ def main():
     eye = jnp.broadcast_to(jnp.eye(n, dtype=dtype), (4, n, n))
     g_eye = jax.grad(lambda a: jnp.sum(w * sqrtm(a)))(eye)
     n_eye = jax.grad(lambda a: jnp.sum(w * naive(jnp.sqrt)(a)))(eye)
-    print(f"gradient at the identity: geomjax finite={bool(jnp.all(jnp.isfinite(g_eye)))}, "
-          f"naive eigh finite={bool(jnp.all(jnp.isfinite(n_eye)))}")
+    print(
+        f"gradient at the identity: geomjax finite={bool(jnp.all(jnp.isfinite(g_eye)))}, "
+        f"naive eigh finite={bool(jnp.all(jnp.isfinite(n_eye)))}"
+    )
     _harness.print_table(rows)
     out = _harness.write_results("linalg", args, rows)
     print(f"wrote {out}")

@@ -16,11 +16,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _harness  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-import _harness  # noqa: E402
 from geomjax.manifolds import Lorentz, PoincareBall, Sphere  # noqa: E402
 
 
@@ -35,7 +35,9 @@ def make_data(manifold, key, batch, scale):
     k1, k2, k3 = jax.random.split(key, 3)
     keys = jax.random.split(k1, batch)
     x = jax.vmap(lambda k: manifold.random_point(k, jnp.float32, **scale))(keys)
-    y = jax.vmap(lambda k: manifold.random_point(k, jnp.float32, **scale))(jax.random.split(k2, batch))
+    y = jax.vmap(lambda k: manifold.random_point(k, jnp.float32, **scale))(
+        jax.random.split(k2, batch)
+    )
     u = jax.vmap(lambda k, p: 0.1 * manifold.random_tangent(k, p))(jax.random.split(k3, batch), x)
     return x, y, u
 
@@ -81,8 +83,11 @@ def main():
         args_of = {"dist": (x, y), "exp": (x, u), "log": (x, y)}
         peers = {}
         if geoopt is not None:
-            gm = {"Sphere": geoopt.Sphere(), "PoincareBall": geoopt.PoincareBall(c=1.0),
-                  "Lorentz": geoopt.Lorentz(k=1.0)}[mname]
+            gm = {
+                "Sphere": geoopt.Sphere(),
+                "PoincareBall": geoopt.PoincareBall(c=1.0),
+                "Lorentz": geoopt.Lorentz(k=1.0),
+            }[mname]
             to_t = lambda a: torch.as_tensor(np.asarray(a), device=dev)  # noqa: E731
             tx, ty, tu = to_t(x), to_t(y), to_t(u)
             sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
@@ -92,6 +97,7 @@ def main():
                     out = fn()
                     sync()
                     return out
+
                 return run
 
             peers["geoopt (torch " + dev + ")"] = {
@@ -112,23 +118,28 @@ def main():
             t_ours = _harness.time_fn(lambda: fn(*args_of[op]), repeats=args.repeats)
             for peer, pops in peers.items():
                 theirs = pops[op]()
-                theirs = np.asarray(theirs.detach().cpu().numpy() if hasattr(theirs, "detach") else theirs,
-                                    np.float64)
+                theirs = np.asarray(
+                    theirs.detach().cpu().numpy() if hasattr(theirs, "detach") else theirs,
+                    np.float64,
+                )
                 err = float(np.max(np.abs(ours - theirs)) / max(np.max(np.abs(theirs)), 1e-30))
                 assert err < 1e-3, (mname, op, peer, err)
                 t_peer = _harness.time_fn(pops[op], repeats=max(3, args.repeats // 2), warmup=1)
-                rows.append({
-                    "case": f"{mname}({dim}) {op} batch {batch} f32",
-                    "baseline": peer,
-                    "geomjax_s": t_ours["median_s"],
-                    "baseline_s": t_peer["median_s"],
-                    "ratio": t_peer["median_s"] / t_ours["median_s"],
-                    "max_rel_diff": err,
-                })
+                rows.append(
+                    {
+                        "case": f"{mname}({dim}) {op} batch {batch} f32",
+                        "baseline": peer,
+                        "geomjax_s": t_ours["median_s"],
+                        "baseline_s": t_peer["median_s"],
+                        "ratio": t_peer["median_s"] / t_ours["median_s"],
+                        "max_rel_diff": err,
+                    }
+                )
     _harness.print_table(rows)
-    notes = ("geomjax: jit(vmap(method)), float32, one point per call vmapped. "
-             "Skipped peers: " + (", ".join(f"{p} ({w})" for p, w in (("geoopt", why_geoopt),
-                                                                      ("geomstats", why_gs)) if w) or "none"))
+    notes = "geomjax: jit(vmap(method)), float32, one point per call vmapped. Skipped peers: " + (
+        ", ".join(f"{p} ({w})" for p, w in (("geoopt", why_geoopt), ("geomstats", why_gs)) if w)
+        or "none"
+    )
     out = _harness.write_results("manifolds", args, rows, notes=notes)
     print(f"wrote {out}")
 

@@ -30,11 +30,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _harness  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-import _harness  # noqa: E402
 from geomjax.ot import random_projections, sliced_wasserstein  # noqa: E402
 from geomjax.ot._sort import sort_last  # noqa: E402
 
@@ -79,13 +79,21 @@ def bench_case(n, d, args, rows, peers, why):
     slow = max(3, args.repeats // 3)  # for the baselines that take seconds per call on the CPU
     t_floor = _harness.time_fn(lambda: floor_fn(x, y, dirs), repeats=slow, warmup=1)["median_s"]
     case = f"SW_2 n={n:,} d={d} L={N_PROJ} float32"
-    rows.append({"case": case, "baseline": "floor: 2 projection matmuls + 2 sorts (L x n)",
-                 "geomjax_s": t_ours, "baseline_s": t_floor, "ratio": t_floor / t_ours,
-                 "geomjax_over_floor_x": t_ours / t_floor})
+    rows.append(
+        {
+            "case": case,
+            "baseline": "floor: 2 projection matmuls + 2 sorts (L x n)",
+            "geomjax_s": t_ours,
+            "baseline_s": t_floor,
+            "ratio": t_floor / t_ours,
+            "geomjax_over_floor_x": t_ours / t_floor,
+        }
+    )
     print(f"{case}: geomjax {1e3 * t_ours:.2f} ms, floor {1e3 * t_floor:.2f} ms")
 
     ott_sliced = peers.get("ott")
     if ott_sliced is not None:
+
         def ott_fn(x, y, dirs):
             cost, _ = ott_sliced.sliced_wasserstein(x, y, proj_fn=lambda z: z @ dirs.T)
             return jnp.sqrt(cost)
@@ -94,8 +102,16 @@ def bench_case(n, d, args, rows, peers, why):
         diff = rel(ott_jit(x, y, dirs), ours)
         assert diff < 1e-3, f"ott disagrees: {diff}"
         t = _harness.time_fn(lambda: ott_jit(x, y, dirs), repeats=slow, warmup=1)["median_s"]
-        rows.append({"case": case, "baseline": "ott.tools.sliced (jit)", "geomjax_s": t_ours,
-                     "baseline_s": t, "ratio": t / t_ours, "max_rel_diff": diff})
+        rows.append(
+            {
+                "case": case,
+                "baseline": "ott.tools.sliced (jit)",
+                "geomjax_s": t_ours,
+                "baseline_s": t,
+                "ratio": t / t_ours,
+                "max_rel_diff": diff,
+            }
+        )
         print(f"  ott {1e3 * t:.2f} ms (rel diff {diff:.1e})")
     pot = peers.get("pot")
     if pot is not None:
@@ -104,10 +120,19 @@ def bench_case(n, d, args, rows, peers, why):
         ref = pot.sliced_wasserstein_distance(xn, yn, projections=dn)
         diff = rel(ref, ours)
         assert diff < 1e-3, f"POT disagrees: {diff}"
-        t = _harness.time_fn(lambda: pot.sliced_wasserstein_distance(xn, yn, projections=dn),
-                             repeats=slow, warmup=1)["median_s"]
-        rows.append({"case": case, "baseline": "POT (numpy)", "geomjax_s": t_ours, "baseline_s": t,
-                     "ratio": t / t_ours, "max_rel_diff": diff})
+        t = _harness.time_fn(
+            lambda: pot.sliced_wasserstein_distance(xn, yn, projections=dn), repeats=slow, warmup=1
+        )["median_s"]
+        rows.append(
+            {
+                "case": case,
+                "baseline": "POT (numpy)",
+                "geomjax_s": t_ours,
+                "baseline_s": t,
+                "ratio": t / t_ours,
+                "max_rel_diff": diff,
+            }
+        )
         print(f"  POT {1e3 * t:.2f} ms (rel diff {diff:.1e})")
 
 
@@ -141,7 +166,9 @@ def main():
     for n, d in cases:
         bench_case(n, d, args, rows, peers, why)
     _harness.print_table(rows)
-    threads = {v: os.environ.get(v) for v in ("XLA_FLAGS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    threads = {
+        v: os.environ.get(v) for v in ("XLA_FLAGS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    }
     notes = (
         f"SW_2 between uniform clouds (x ~ N(0, I), y ~ N(0.5, 2.25 I)) with the same {N_PROJ} given "
         "unit directions for every method, float32 data. geomjax: jit(sliced_wasserstein(projections=...)); "
@@ -152,11 +179,17 @@ def main():
         "Skipped: " + (", ".join(f"{k} ({v})" for k, v in why.items()) or "none") + "."
     )
     if not on_gpu:
-        notes += (" CPU: XLA's CPU sort (jaxlib 0.10.2) is a comparison sort calling a compiled "
-                  "comparator; for float keys it is ~14x slower than NumPy's sort, for int keys ~4x, so "
-                  "geomjax sorts order-preserving integer images of the floats (bitwise the same result). "
-                  "The sorts still dominate. ott sorts the floats.")
-        notes += " Threads: " + (", ".join(f"{k}={v!r}" for k, v in threads.items() if v) or "defaults") + "."
+        notes += (
+            " CPU: XLA's CPU sort (jaxlib 0.10.2) is a comparison sort calling a compiled "
+            "comparator; for float keys it is ~14x slower than NumPy's sort, for int keys ~4x, so "
+            "geomjax sorts order-preserving integer images of the floats (bitwise the same result). "
+            "The sorts still dominate. ott sorts the floats."
+        )
+        notes += (
+            " Threads: "
+            + (", ".join(f"{k}={v!r}" for k, v in threads.items() if v) or "defaults")
+            + "."
+        )
     out = _harness.write_results("ot", args, rows, notes=notes)
     print(f"wrote {out}")
 

@@ -34,11 +34,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _harness  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-import _harness  # noqa: E402
 from geomjax.manifolds import SPDAffineInvariant, SPDBuresWasserstein  # noqa: E402
 
 MEAN_TOL = {"float64": 1e-10, "float32": 1e-5}
@@ -66,7 +66,11 @@ def load_peers() -> tuple[dict, dict]:
     except Exception as exc:  # noqa: BLE001 - report any import failure and skip
         why["pyriemann"] = short_reason(exc)
     try:
-        from geomstats.geometry.spd_matrices import SPDAffineMetric, SPDBuresWassersteinMetric, SPDMatrices
+        from geomstats.geometry.spd_matrices import (
+            SPDAffineMetric,
+            SPDBuresWassersteinMetric,
+            SPDMatrices,
+        )
         from geomstats.learning.frechet_mean import FrechetMean
 
         def space(n, metric):
@@ -140,7 +144,10 @@ def bench_distances(args, batch, n, dtype, peers, rows):
         "aim": (lambda: eigh(x), f"floor: jnp.linalg.eigh {batch}x{n}x{n}"),
         "bw": (lambda: eigh(xy), f"floor: jnp.linalg.eigh {2 * batch}x{n}x{n}"),
     }
-    for tag, label, manifold in (("aim", "AIM", SPDAffineInvariant(n)), ("bw", "BW", SPDBuresWasserstein(n))):
+    for tag, label, manifold in (
+        ("aim", "AIM", SPDAffineInvariant(n)),
+        ("bw", "BW", SPDBuresWasserstein(n)),
+    ):
         fn = jax.jit(jax.vmap(manifold.dist))
         ours = np.asarray(fn(x, y), np.float64)
         t_ours = _harness.time_fn(lambda: fn(x, y), repeats=args.repeats)["median_s"]
@@ -150,14 +157,26 @@ def bench_distances(args, batch, n, dtype, peers, rows):
         assert err_ref < (1e-8 if dname == "float64" else 1e-3), (case, err_ref)
         floor_fn, floor_label = floors[tag]
         t_floor = _harness.time_fn(floor_fn, repeats=args.repeats)["median_s"]
-        rows.append(row(case, floor_label, t_ours, t_floor, geomjax_over_eigh=t_ours / t_floor,
-                        max_rel_err_vs_f64_ref=err_ref))
+        rows.append(
+            row(
+                case,
+                floor_label,
+                t_ours,
+                t_floor,
+                geomjax_over_eigh=t_ours / t_floor,
+                max_rel_err_vs_f64_ref=err_ref,
+            )
+        )
         for peer, ops in peers.items():
             fn_peer = ops[f"{tag}_dist"]
             err = rel_diff(ours, fn_peer(xn, yn))
             assert err < (1e-8 if dname == "float64" else 1e-4), (case, peer, err)
-            t_peer = _harness.time_fn(lambda: fn_peer(xn, yn), repeats=max(3, args.repeats // 2), warmup=1)
-            rows.append(row(case, f"{peer} (numpy f64)", t_ours, t_peer["median_s"], max_rel_diff=err))
+            t_peer = _harness.time_fn(
+                lambda: fn_peer(xn, yn), repeats=max(3, args.repeats // 2), warmup=1
+            )
+            rows.append(
+                row(case, f"{peer} (numpy f64)", t_ours, t_peer["median_s"], max_rel_diff=err)
+            )
 
 
 def bench_mean(args, k, n, dtype, peers, rows):
@@ -178,16 +197,34 @@ def bench_mean(args, k, n, dtype, peers, rows):
     eigh = jax.jit(jnp.linalg.eigh)
     t_eigh = _harness.time_fn(lambda: eigh(pts), repeats=args.repeats)["median_s"]
     # One batched eigh of the K (whitened) points per Newton step, plus the final evaluation.
-    rows.append(row(case, f"floor: (n_iters+1) x jnp.linalg.eigh {k}x{n}x{n}", t_ours, (n_iters + 1) * t_eigh,
-                    geomjax_over_eigh=t_ours / ((n_iters + 1) * t_eigh), geomjax_n_iters=n_iters,
-                    converged=converged))
+    rows.append(
+        row(
+            case,
+            f"floor: (n_iters+1) x jnp.linalg.eigh {k}x{n}x{n}",
+            t_ours,
+            (n_iters + 1) * t_eigh,
+            geomjax_over_eigh=t_ours / ((n_iters + 1) * t_eigh),
+            geomjax_n_iters=n_iters,
+            converged=converged,
+        )
+    )
     for peer, ops in peers.items():
         theirs = ops["aim_mean"](pts_np, tol)
         err = rel_diff(ours, theirs)
         assert err < 1e-6, (case, peer, err)
-        t_peer = _harness.time_fn(lambda: ops["aim_mean"](pts_np, tol), repeats=max(3, args.repeats // 4), warmup=1)
-        rows.append(row(case, f"{peer} (numpy f64)", t_ours, t_peer["median_s"], max_rel_diff=err,
-                        geomjax_n_iters=n_iters))
+        t_peer = _harness.time_fn(
+            lambda: ops["aim_mean"](pts_np, tol), repeats=max(3, args.repeats // 4), warmup=1
+        )
+        rows.append(
+            row(
+                case,
+                f"{peer} (numpy f64)",
+                t_ours,
+                t_peer["median_s"],
+                max_rel_diff=err,
+                geomjax_n_iters=n_iters,
+            )
+        )
 
 
 def main():
@@ -196,7 +233,13 @@ def main():
     if on_gpu:
         # float32 accuracy needs full-precision matmuls (TF32 by default on H100).
         jax.config.update("jax_default_matmul_precision", "highest")
-        peers, why = {}, {"pyriemann": "CPU-only peer, not run on gpu", "geomstats": "CPU-only peer, not run on gpu"}
+        peers, why = (
+            {},
+            {
+                "pyriemann": "CPU-only peer, not run on gpu",
+                "geomstats": "CPU-only peer, not run on gpu",
+            },
+        )
         dtype = jnp.float32
         sizes = [(1000, 1000)] if args.quick else [(1000, 1000), (100_000, 100_000)]
     else:
@@ -223,10 +266,14 @@ def main():
         "Skipped peers: " + (", ".join(f"{p} ({w})" for p, w in why.items()) or "none") + "."
     )
     if not on_gpu:
-        threads = {v: os.environ.get(v) for v in ("XLA_FLAGS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+        threads = {
+            v: os.environ.get(v) for v in ("XLA_FLAGS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        }
         settings = [f"{k}={v}" for k, v in threads.items() if v]
         if hasattr(os, "sched_getaffinity"):
-            settings.append(f"CPU affinity {len(os.sched_getaffinity(0))} of {os.cpu_count()} cores")
+            settings.append(
+                f"CPU affinity {len(os.sched_getaffinity(0))} of {os.cpu_count()} cores"
+            )
         notes += f" Threads: {', '.join(settings) or 'defaults'}."
     out = _harness.write_results("spd", args, rows, notes=notes)
     print(f"wrote {out}")

@@ -153,10 +153,14 @@ def logistic_problem(ridge: float = 1e-4, subset: int | None = None, seed: int =
             return jnp.logaddexp(0.0, -s * (a @ w)) + 0.5 * ridge * jnp.sum(w * w)
 
         def loss(out):
-            return jnp.mean(jnp.logaddexp(0.0, -s * out["logits"])) + 0.5 * ridge * jnp.sum(out["w"] ** 2)
+            return jnp.mean(jnp.logaddexp(0.0, -s * out["logits"])) + 0.5 * ridge * jnp.sum(
+                out["w"] ** 2
+            )
 
         return {
-            "f": lambda w: jnp.mean(jnp.logaddexp(0.0, -s * (a @ w))) + 0.5 * ridge * jnp.sum(w * w),
+            "f": lambda w: (
+                jnp.mean(jnp.logaddexp(0.0, -s * (a @ w))) + 0.5 * ridge * jnp.sum(w * w)
+            ),
             "per_example": per_example,
             "model": lambda w: {"logits": a @ w, "w": w},
             "loss": loss,
@@ -164,11 +168,20 @@ def logistic_problem(ridge: float = 1e-4, subset: int | None = None, seed: int =
 
     m, n = a.shape
     lip = float(np.linalg.eigvalsh(a.T @ a)[-1]) / (4.0 * m) + ridge
-    return Problem("logistic", f"breast cancer, binary logistic (m={m}, n={n}, ridge {ridge:g})",
-                   (jnp.asarray(a), jnp.asarray(s)), jnp.zeros(n), make, lip, ridge)
+    return Problem(
+        "logistic",
+        f"breast cancer, binary logistic (m={m}, n={n}, ridge {ridge:g})",
+        (jnp.asarray(a), jnp.asarray(s)),
+        jnp.zeros(n),
+        make,
+        lip,
+        ridge,
+    )
 
 
-def softmax_problem(ridge: float = 1e-3, pool: int = 2, subset: int | None = None, seed: int = 0) -> Problem:
+def softmax_problem(
+    ridge: float = 1e-3, pool: int = 2, subset: int | None = None, seed: int = 0
+) -> Problem:
     """Softmax regression on the digits, the 8x8 images average-pooled by ``pool``."""
     from sklearn.datasets import load_digits
 
@@ -195,8 +208,15 @@ def softmax_problem(ridge: float = 1e-3, pool: int = 2, subset: int | None = Non
     m, d = a.shape
     # ||diag(p) - p p^T|| <= 1/2 for the softmax Jacobian.
     lip = float(np.linalg.eigvalsh(a.T @ a)[-1]) / (2.0 * m) + ridge
-    return Problem("softmax", f"digits {side}x{side}, softmax (m={m}, n={d}x10={10 * d}, ridge {ridge:g})",
-                   (jnp.asarray(a), jnp.asarray(onehot)), jnp.zeros((d, 10)), make, lip, ridge)
+    return Problem(
+        "softmax",
+        f"digits {side}x{side}, softmax (m={m}, n={d}x10={10 * d}, ridge {ridge:g})",
+        (jnp.asarray(a), jnp.asarray(onehot)),
+        jnp.zeros((d, 10)),
+        make,
+        lip,
+        ridge,
+    )
 
 
 def flat_oracles(prob: Problem):
@@ -207,8 +227,11 @@ def flat_oracles(prob: Problem):
         return prob.make(data)["f"](unravel(v))
 
     fj, gj, hj = (jax.jit(fn) for fn in (f_flat, jax.grad(f_flat), jax.hessian(f_flat)))
-    return (lambda v: float(fj(v, prob.data)), lambda v: np.asarray(gj(v, prob.data)),
-            lambda v: np.asarray(hj(v, prob.data)))
+    return (
+        lambda v: float(fj(v, prob.data)),
+        lambda v: np.asarray(gj(v, prob.data)),
+        lambda v: np.asarray(hj(v, prob.data)),
+    )
 
 
 # -- reference optimum ---------------------------------------------------------------------------
@@ -251,8 +274,15 @@ def hessian_kwargs(fns: dict, hessian: str) -> dict:
 def run_gnn(prob: Problem, hessian: str, args, max_steps: int) -> dict:
     def solve(x0, data):
         fns = prob.make(data)
-        return gradient_normalized_newton(fns["f"], x0, hessian=hessian, gamma0=args.gamma0,
-                                          max_steps=max_steps, tol=args.tol, **hessian_kwargs(fns, hessian))
+        return gradient_normalized_newton(
+            fns["f"],
+            x0,
+            hessian=hessian,
+            gamma0=args.gamma0,
+            max_steps=max_steps,
+            tol=args.tol,
+            **hessian_kwargs(fns, hessian),
+        )
 
     res = jax.block_until_ready(jax.jit(solve)(prob.x0, prob.data))
     k = int(res.n_steps)
@@ -283,8 +313,14 @@ def run_gd(prob: Problem, steps: int, tol: float) -> dict:
     k = int(done[0]) if done.size else steps  # iterate k already met tol: cut the curve there
     evals = np.arange(1, k + 2)
     status = f"gradient norm reached tol after {k} steps" if done.size else f"{steps} steps"
-    return {"f": fs[: k + 1].tolist(), "solves": [0] * (k + 1), "f_evals": evals.tolist(), "g_evals": evals.tolist(),
-            "total_solves": 0, "status": f"{status} of size 1/L, L = {prob.lipschitz:.3g}"}
+    return {
+        "f": fs[: k + 1].tolist(),
+        "solves": [0] * (k + 1),
+        "f_evals": evals.tolist(),
+        "g_evals": evals.tolist(),
+        "total_solves": 0,
+        "status": f"{status} of size 1/L, L = {prob.lipschitz:.3g}",
+    }
 
 
 def run_lbfgs(prob: Problem, steps: int, tol: float) -> dict:
@@ -320,9 +356,14 @@ def run_lbfgs(prob: Problem, steps: int, tol: float) -> dict:
     k, hist_f, hist_e, done = jax.jit(run)(prob.x0, prob.data)
     k = int(k)
     evals = np.asarray(hist_e[: k + 1]).astype(int)
-    return {"f": np.asarray(hist_f[: k + 1]).tolist(), "solves": [0] * (k + 1), "f_evals": evals.tolist(),
-            "g_evals": evals.tolist(), "total_solves": 0,
-            "status": "gradient norm reached tol" if bool(done) else f"{steps} iterations"}
+    return {
+        "f": np.asarray(hist_f[: k + 1]).tolist(),
+        "solves": [0] * (k + 1),
+        "f_evals": evals.tolist(),
+        "g_evals": evals.tolist(),
+        "total_solves": 0,
+        "status": "gradient norm reached tol" if bool(done) else f"{steps} iterations",
+    }
 
 
 def cubic_subproblem(lam, c, m_reg):
@@ -339,14 +380,25 @@ def cubic_subproblem(lam, c, m_reg):
     hi = max(2.0 * lo, 1e-300)
     while phi(hi) > 0:
         hi *= 2.0
-    r = hi if phi(hi) == 0 else brentq(phi, lo if lo > 0 else 0.0, hi, xtol=1e-300, rtol=1e-15, maxiter=500)
+    r = (
+        hi
+        if phi(hi) == 0
+        else brentq(phi, lo if lo > 0 else 0.0, hi, xtol=1e-300, rtol=1e-15, maxiter=500)
+    )
     if lo > 0 and r <= lo:  # the "hard case" (c orthogonal to the bottom eigenvector): not met here
         r = lo * (1 + 1e-12)
     return -c / (lam + 0.5 * m_reg * r), r
 
 
-def run_cubic(prob: Problem, oracles, steps: int, tol: float, m0: float = 1.0, m_min: float = 1e-8,
-              max_trials: int = 60) -> dict:
+def run_cubic(
+    prob: Problem,
+    oracles,
+    steps: int,
+    tol: float,
+    m0: float = 1.0,
+    m_min: float = 1e-8,
+    max_trials: int = 60,
+) -> dict:
     f, g, h = oracles
     x = np.zeros(ravel_pytree(prob.x0)[0].size)
     fx, m_reg = f(x), m0
@@ -381,8 +433,14 @@ def run_cubic(prob: Problem, oracles, steps: int, tol: float, m0: float = 1.0, m
         solves.append(solves[-1] + n_tr)
         f_evals.append(f_evals[-1] + n_tr)
         g_evals.append(g_evals[-1] + 1)
-    return {"f": hist_f, "solves": solves, "f_evals": f_evals, "g_evals": g_evals, "total_solves": solves[-1],
-            "status": status}
+    return {
+        "f": hist_f,
+        "solves": solves,
+        "f_evals": f_evals,
+        "g_evals": g_evals,
+        "total_solves": solves[-1],
+        "status": status,
+    }
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -394,8 +452,12 @@ def summarize(rec: dict, f_star: float, target: float) -> dict:
     out = {"reached": bool(hit.size), "final_subopt": float(sub[-1]), "iterations": len(sub) - 1}
     if hit.size:
         i = int(hit[0])
-        out.update(iters_to_target=i, solves_to_target=rec["solves"][i], f_evals_to_target=rec["f_evals"][i],
-                   g_evals_to_target=rec["g_evals"][i])
+        out.update(
+            iters_to_target=i,
+            solves_to_target=rec["solves"][i],
+            f_evals_to_target=rec["f_evals"][i],
+            g_evals_to_target=rec["g_evals"][i],
+        )
     below = np.flatnonzero(sub < RATE_FLOOR)
     end = int(below[0]) if below.size else len(sub)
     ks = np.arange(end // 2, end)
@@ -405,18 +467,24 @@ def summarize(rec: dict, f_star: float, target: float) -> dict:
 
 
 def print_table(name: str, title: str, ref: dict, results: dict, target: float) -> None:
-    print(f"\n{name}: {title}\n  f* = {ref['f_star']:.15f} (Newton, gradient norm {ref['grad_norm']:.1e})")
-    print(f"  {'method':17s} {'iters':>6s} {'solves':>7s} {'f evals':>8s} {'g evals':>8s}   "
-          f"(to {target:.0e})  {'final':>9s} {'slope':>7s} {'sec':>6s}  status")
+    print(
+        f"\n{name}: {title}\n  f* = {ref['f_star']:.15f} (Newton, gradient norm {ref['grad_norm']:.1e})"
+    )
+    print(
+        f"  {'method':17s} {'iters':>6s} {'solves':>7s} {'f evals':>8s} {'g evals':>8s}   "
+        f"(to {target:.0e})  {'final':>9s} {'slope':>7s} {'sec':>6s}  status"
+    )
 
     def fmt(v):
         return f"{v:d}" if isinstance(v, int) else "-"
 
     for meth, r in results.items():
         s = r["summary"]
-        print(f"  {meth:17s} {fmt(s.get('iters_to_target')):>6s} {fmt(s.get('solves_to_target')):>7s} "
-              f"{fmt(s.get('f_evals_to_target')):>8s} {fmt(s.get('g_evals_to_target')):>8s}"
-              f"{'':16s}{s['final_subopt']:9.1e} {s['slope']:7.3f} {r['seconds']:6.1f}  {r['status']}")
+        print(
+            f"  {meth:17s} {fmt(s.get('iters_to_target')):>6s} {fmt(s.get('solves_to_target')):>7s} "
+            f"{fmt(s.get('f_evals_to_target')):>8s} {fmt(s.get('g_evals_to_target')):>8s}"
+            f"{'':16s}{s['final_subopt']:9.1e} {s['slope']:7.3f} {r['seconds']:6.1f}  {r['status']}"
+        )
 
 
 def save_plot(problems: dict, path: str) -> None:
@@ -437,16 +505,28 @@ def save_plot(problems: dict, path: str) -> None:
         for meth, r in p["methods"].items():
             if meth != "gd":
                 xmax[0] = max(xmax[0], len(r["f"]))
-                xmax[1] = max(xmax[1], int(np.max(r["solves"] if r["total_solves"] else r["g_evals"])))
+                xmax[1] = max(
+                    xmax[1], int(np.max(r["solves"] if r["total_solves"] else r["g_evals"]))
+                )
         for meth, r in p["methods"].items():
             sub = np.maximum(np.asarray(r["f"]) - p["f_star"], floor)
-            kw = dict(lw=3.5, alpha=0.45) if meth == "gnn-exact" else dict(lw=1.4)  # under gauss_newton
+            kw = (
+                dict(lw=3.5, alpha=0.45) if meth == "gnn-exact" else dict(lw=1.4)
+            )  # under gauss_newton
             row[0].plot(np.arange(len(sub)), sub, styles.get(meth, "-"), label=meth, **kw)
             solves = np.asarray(r["solves"] if r["total_solves"] else r["g_evals"])
-            row[1].plot(solves, sub, styles.get(meth, "-"), label=meth + ("" if r["total_solves"] else " (f/g evals)"),
-                        **kw)
+            row[1].plot(
+                solves,
+                sub,
+                styles.get(meth, "-"),
+                label=meth + ("" if r["total_solves"] else " (f/g evals)"),
+                **kw,
+            )
         row[0].set(xlabel="outer iteration", title=f"{p['title']}\nvs iterations")
-        row[1].set(xlabel="linear solves (GD, L-BFGS: value+gradient evaluations)", title="vs linear solves")
+        row[1].set(
+            xlabel="linear solves (GD, L-BFGS: value+gradient evaluations)",
+            title="vs linear solves",
+        )
         for ax, right in zip(row, xmax):
             ax.set_yscale("log")
             ax.set_xlim(0, 1.02 * right)
@@ -465,25 +545,42 @@ def save_plot(problems: dict, path: str) -> None:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--problems", default=",".join(PROBLEMS))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--ridge-logistic", type=float, default=1e-4)
     parser.add_argument("--ridge-softmax", type=float, default=1e-3)
-    parser.add_argument("--digits-pool", type=int, choices=(1, 2, 4), default=2,
-                        help="average-pool the 8x8 digits by this factor")
-    parser.add_argument("--subset", type=int, default=None, help="use this many samples (for quick runs)")
-    parser.add_argument("--max-steps", type=int, default=None,
-                        help="GNN outer steps (default: 5000 logistic, 2000 softmax)")
+    parser.add_argument(
+        "--digits-pool",
+        type=int,
+        choices=(1, 2, 4),
+        default=2,
+        help="average-pool the 8x8 digits by this factor",
+    )
+    parser.add_argument(
+        "--subset", type=int, default=None, help="use this many samples (for quick runs)"
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="GNN outer steps (default: 5000 logistic, 2000 softmax)",
+    )
     parser.add_argument("--tol", type=float, default=1e-10, help="stop at this gradient norm")
     parser.add_argument("--gamma0", type=float, default=1.0, help="GNN initial radius")
-    parser.add_argument("--target", type=float, default=1e-10, help="suboptimality counted in the table")
+    parser.add_argument(
+        "--target", type=float, default=1e-10, help="suboptimality counted in the table"
+    )
     parser.add_argument("--gd-steps", type=int, default=20000)
     parser.add_argument("--lbfgs-steps", type=int, default=2000)
     parser.add_argument("--cubic-steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="seed of --subset")
     default_out = str(Path(__file__).resolve().parent / "output" / "gns_logistic.png")
-    parser.add_argument("--out", default=default_out, help="path of the saved figure (.json beside it)")
+    parser.add_argument(
+        "--out", default=default_out, help="path of the saved figure (.json beside it)"
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -493,6 +590,7 @@ def main(argv=None) -> dict:
     with per-method curves (``f``, ``solves``, ``f_evals``, ``g_evals``) and a ``summary``."""
     args = parse_args(argv)
     if args.no_progress:
+
         def progress(it, desc):
             return it
     else:
@@ -516,7 +614,9 @@ def main(argv=None) -> dict:
                 max_steps = args.max_steps or 2000
             else:
                 raise ValueError(f"unknown problem {name!r}; choose from {PROBLEMS}")
-            oracles = flat_oracles(prob)  # shared by the reference and the cubic method: one compilation
+            oracles = flat_oracles(
+                prob
+            )  # shared by the reference and the cubic method: one compilation
             ref = newton_reference(prob, oracles)
             results = {}
             for meth in progress(methods, name):
@@ -533,14 +633,21 @@ def main(argv=None) -> dict:
                 rec["summary"] = summarize(rec, ref["f_star"], args.target)
                 results[meth] = rec
             lowest = min(min(r["f"]) for r in results.values())
-            out["problems"][name] = {"title": prob.title, "f_star": ref["f_star"], "newton": ref,
-                                     "lowest_f_minus_f_star": lowest - ref["f_star"], "methods": results}
+            out["problems"][name] = {
+                "title": prob.title,
+                "f_star": ref["f_star"],
+                "newton": ref,
+                "lowest_f_minus_f_star": lowest - ref["f_star"],
+                "methods": results,
+            }
             print_table(name, prob.title, ref, results, args.target)
             print(f"  lowest f found by any method - f* = {lowest - ref['f_star']:.1e}")
     gnn_names = [m for m in methods if m.startswith("gnn-")]
     if "logistic" in out["problems"] and gnn_names:
         ok = all(out["problems"]["logistic"]["methods"][m]["summary"]["reached"] for m in gnn_names)
-        print(f"\nevery GNN variant reached {args.target:.0e} on logistic regression: {'yes' if ok else 'NO'}")
+        print(
+            f"\nevery GNN variant reached {args.target:.0e} on logistic regression: {'yes' if ok else 'NO'}"
+        )
     save_plot(out["problems"], args.out)
     json_path = os.path.splitext(args.out)[0] + ".json"
     with open(json_path, "w") as fh:

@@ -34,11 +34,13 @@ from geomjax.spdnet import augmented_covariance, covariance, mdm_fit, mdm_predic
 N_PAIRS = 3
 DAMPING = 0.95
 # Rotation angle (radians per sample) of each source pair, per class.
-ANGLES = np.array([
-    [0.30, 0.50, 0.20],
-    [-0.30, -0.50, 0.20],
-    [0.30, -0.50, -0.20],
-])
+ANGLES = np.array(
+    [
+        [0.30, 0.50, 0.20],
+        [-0.30, -0.50, 0.20],
+        [0.30, -0.50, -0.20],
+    ]
+)
 POWER = np.ones((3, N_PAIRS))
 POWER[1, 2] = 1.25  # a weak power difference: the plain covariance is not quite blind
 
@@ -47,7 +49,7 @@ def transition(angles: np.ndarray) -> np.ndarray:
     blocks = np.zeros((2 * len(angles), 2 * len(angles)))
     for j, t in enumerate(angles):
         rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
-        blocks[2 * j: 2 * j + 2, 2 * j: 2 * j + 2] = DAMPING * rot
+        blocks[2 * j : 2 * j + 2, 2 * j : 2 * j + 2] = DAMPING * rot
     return blocks
 
 
@@ -78,7 +80,9 @@ def simulate(key, labels: jax.Array, n_times: int, mixing: jax.Array, noise: flo
 def features(trials: jax.Array, order: int, lag: int) -> jax.Array:
     if order == 1:
         return jax.vmap(lambda x: covariance(x, shrinkage="ledoit_wolf"))(trials)
-    return jax.vmap(lambda x: augmented_covariance(x, order=order, lag=lag, shrinkage="ledoit_wolf"))(trials)
+    return jax.vmap(
+        lambda x: augmented_covariance(x, order=order, lag=lag, shrinkage="ledoit_wolf")
+    )(trials)
 
 
 def evaluate(train, y_train, test, y_test, metric_name: str, n_classes: int):
@@ -127,7 +131,10 @@ def save_figure(path: Path, orders, accuracies, chance, plain_2d, aug_2d, y_test
     axes[0].set_xticks(list(orders))
     axes[0].legend()
     axes[0].set_title("Augmented covariance + MDM")
-    for ax, pts, title in ((axes[1], plain_2d, "plain covariance"), (axes[2], aug_2d, f"augmented, order {order}")):
+    for ax, pts, title in (
+        (axes[1], plain_2d, "plain covariance"),
+        (axes[2], aug_2d, f"augmented, order {order}"),
+    ):
         for c in np.unique(y_test):
             ax.scatter(*pts[y_test == c].T, s=12, label=f"class {c}")
         ax.set_title(f"Test trials in tangent space: {title}")
@@ -142,10 +149,16 @@ def save_figure(path: Path, orders, accuracies, chance, plain_2d, aug_2d, y_test
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-trials", type=int, default=40, help="trials per class (half train, half test)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--n-trials", type=int, default=40, help="trials per class (half train, half test)"
+    )
     parser.add_argument("--n-times", type=int, default=256, help="samples per trial")
-    parser.add_argument("--order", type=int, default=4, help="embedding order of the augmented covariance")
+    parser.add_argument(
+        "--order", type=int, default=4, help="embedding order of the augmented covariance"
+    )
     parser.add_argument("--lag", type=int, default=2, help="embedding lag in samples")
     parser.add_argument("--metric", choices=("riemann", "logeuclid"), default="riemann")
     parser.add_argument("--noise", type=float, default=0.5, help="sensor noise standard deviation")
@@ -157,7 +170,11 @@ def main(argv=None) -> dict:
     try:
         from tqdm import tqdm
 
-        progress = (lambda it, desc: it) if args.no_progress else (lambda it, desc: tqdm(it, desc=desc, leave=False))
+        progress = (
+            (lambda it, desc: it)
+            if args.no_progress
+            else (lambda it, desc: tqdm(it, desc=desc, leave=False))
+        )
     except ImportError:  # examples extra not installed
         progress = lambda it, desc: it  # noqa: E731
 
@@ -169,22 +186,40 @@ def main(argv=None) -> dict:
     y = jnp.repeat(jnp.arange(n_classes, dtype=jnp.int32), n_half)
     train = simulate(key_train, y, args.n_times, mixing, args.noise)
     test = simulate(key_test, y, args.n_times, mixing, args.noise)
-    print(f"{n_classes} classes, {n_channels} channels, {args.n_times} samples, "
-          f"{len(y)} train / {len(y)} test trials, metric={args.metric}")
+    print(
+        f"{n_classes} classes, {n_channels} channels, {args.n_times} samples, "
+        f"{len(y)} train / {len(y)} test trials, metric={args.metric}"
+    )
 
     orders = range(1, args.order + 1)
     accuracies, vectors = [], {}
     for order in progress(orders, desc="embedding orders"):
-        acc, vecs = evaluate(features(train, order, args.lag), y, features(test, order, args.lag), y,
-                             args.metric, n_classes)
+        acc, vecs = evaluate(
+            features(train, order, args.lag),
+            y,
+            features(test, order, args.lag),
+            y,
+            args.metric,
+            n_classes,
+        )
         accuracies.append(acc)
         vectors[order] = vecs
     plain, augmented = accuracies[0], accuracies[-1]
     print(f"plain covariance + MDM:                         test accuracy {plain:.3f}")
-    print(f"augmented covariance (order {args.order}, lag {args.lag}) + MDM: test accuracy {augmented:.3f}")
+    print(
+        f"augmented covariance (order {args.order}, lag {args.lag}) + MDM: test accuracy {augmented:.3f}"
+    )
     print("accuracy by order: " + ", ".join(f"{o}: {a:.2f}" for o, a in zip(orders, accuracies)))
-    path = save_figure(Path(args.out), list(orders), accuracies, 1.0 / n_classes, pca2(vectors[1]),
-                       pca2(vectors[args.order]), np.asarray(y), args.order)
+    path = save_figure(
+        Path(args.out),
+        list(orders),
+        accuracies,
+        1.0 / n_classes,
+        pca2(vectors[1]),
+        pca2(vectors[args.order]),
+        np.asarray(y),
+        args.order,
+    )
     print(f"Saved figure: {path}")
     return {"plain": plain, "augmented": augmented, "by_order": dict(zip(orders, accuracies))}
 

@@ -86,11 +86,15 @@ class Pruner:
         self.graphdef, self.params = nnx.split(model, nnx.Param)
         self.layers = list(range(len(model.layers) - 1))  # every kernel but the output layer's
         self.shapes = [model.layers[i].kernel.shape for i in self.layers]
-        self.dense = [np.asarray(model.layers[i].kernel.get_value()).T.reshape(-1) for i in self.layers]
+        self.dense = [
+            np.asarray(model.layers[i].kernel.get_value()).T.reshape(-1) for i in self.layers
+        ]
         self.args = args
         x_train, y_train, x_test, y_test = (jnp.asarray(a) for a in data)
         self.eval_data = (x_train, y_train, x_test, y_test)
-        idx = np.random.default_rng(args.seed + 3).choice(x_train.shape[0], args.num_grads, replace=False)
+        idx = np.random.default_rng(args.seed + 3).choice(
+            x_train.shape[0], args.num_grads, replace=False
+        )
         self.fisher_x, self.fisher_y = x_train[idx], y_train[idx]
 
         def loss_of_kernels(flat_kernels, x, y):
@@ -107,7 +111,9 @@ class Pruner:
 
     def model_with(self, flat_kernels) -> MLP:
         """The trained model with the hidden kernels replaced (works inside a trace too)."""
-        params = jax.tree.map(lambda a: a, self.params)  # fresh Variables, owned by the current trace
+        params = jax.tree.map(
+            lambda a: a, self.params
+        )  # fresh Variables, owned by the current trace
         for i, w, shape in zip(self.layers, flat_kernels, self.shapes):
             params["layers"][i]["kernel"].set_value(jnp.reshape(jnp.asarray(w), shape[::-1]).T)
         return nnx.merge(self.graphdef, params)
@@ -117,13 +123,23 @@ class Pruner:
         grads = self._grads([jnp.asarray(w) for w in flat_kernels], self.fisher_x, self.fisher_y)
         out = []
         for g in grads:
-            damping = self.args.damping * float(jnp.mean(g**2))  # relative to the mean Fisher diagonal
-            out.append(MFACInverse.from_gradients(g, damping, block_size=min(self.args.block_size, g.shape[1])))
+            damping = self.args.damping * float(
+                jnp.mean(g**2)
+            )  # relative to the mean Fisher diagonal
+            out.append(
+                MFACInverse.from_gradients(
+                    g, damping, block_size=min(self.args.block_size, g.shape[1])
+                )
+            )
         return out
 
     def evaluate(self, flat_kernels) -> dict:
         train_loss, test_loss, acc = evaluate(self.model_with(flat_kernels), *self.eval_data)
-        return {"train_loss": float(train_loss), "test_loss": float(test_loss), "test_acc": float(acc)}
+        return {
+            "train_loss": float(train_loss),
+            "test_loss": float(test_loss),
+            "test_acc": float(acc),
+        }
 
     @staticmethod
     def lowest(criterion, k: int) -> np.ndarray:
@@ -142,10 +158,15 @@ class Pruner:
             out.append(w)
         return out
 
-    def staged(self, sparsities: list[float], stage: float, progress) -> dict[float, list[np.ndarray]]:
+    def staged(
+        self, sparsities: list[float], stage: float, progress
+    ) -> dict[float, list[np.ndarray]]:
         """OBS + correction along one path of sparsity levels ``stage, 2 stage, ...`` (and the targets)."""
         top = max(sparsities)
-        levels = sorted({round(v, 6) for v in np.arange(stage, top + 1e-9, stage)} | {round(s, 6) for s in sparsities})
+        levels = sorted(
+            {round(v, 6) for v in np.arange(stage, top + 1e-9, stage)}
+            | {round(s, 6) for s in sparsities}
+        )
         weights = [w.copy() for w in self.dense]
         pruned = [np.zeros(0, np.int64) for _ in weights]
         snapshots = {}
@@ -176,12 +197,31 @@ def save_plot(results: dict, dense: dict, path: str) -> None:
     sparsities = sorted(results)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for method, marker in zip(METHODS, "osd^"):
-        axes[0].plot(sparsities, [results[s][method]["test_acc"] for s in sparsities], marker=marker, label=method)
-        axes[1].plot(sparsities, [results[s][method]["test_loss"] for s in sparsities], marker=marker, label=method)
+        axes[0].plot(
+            sparsities,
+            [results[s][method]["test_acc"] for s in sparsities],
+            marker=marker,
+            label=method,
+        )
+        axes[1].plot(
+            sparsities,
+            [results[s][method]["test_loss"] for s in sparsities],
+            marker=marker,
+            label=method,
+        )
     axes[0].axhline(dense["test_acc"], color="gray", ls=":", lw=1, label="dense")
     axes[1].axhline(dense["test_loss"], color="gray", ls=":", lw=1, label="dense")
-    axes[0].set(xlabel="sparsity of the hidden weight matrices", ylabel="test accuracy", title="test accuracy")
-    axes[1].set(xlabel="sparsity of the hidden weight matrices", ylabel="test loss", yscale="log", title="test loss")
+    axes[0].set(
+        xlabel="sparsity of the hidden weight matrices",
+        ylabel="test accuracy",
+        title="test accuracy",
+    )
+    axes[1].set(
+        xlabel="sparsity of the hidden weight matrices",
+        ylabel="test loss",
+        yscale="log",
+        title="test loss",
+    )
     for ax in axes:
         ax.legend(fontsize=8)
     fig.suptitle("One-shot pruning of an MLP on digits (no retraining)")
@@ -192,17 +232,27 @@ def save_plot(results: dict, dense: dict, path: str) -> None:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     floats = lambda s: [float(v) for v in s.split(",")]  # noqa: E731
     parser.add_argument("--sparsities", type=floats, default=[0.5, 0.7, 0.8, 0.9])
-    parser.add_argument("--hidden", type=lambda s: tuple(int(v) for v in s.split(",")), default=(64, 64))
+    parser.add_argument(
+        "--hidden", type=lambda s: tuple(int(v) for v in s.split(",")), default=(64, 64)
+    )
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
-    parser.add_argument("--num-grads", type=int, default=256, help="m, per-example gradients in the Fisher")
-    parser.add_argument("--damping", type=float, default=1e-2, help="relative to the mean Fisher diagonal")
+    parser.add_argument(
+        "--num-grads", type=int, default=256, help="m, per-example gradients in the Fisher"
+    )
+    parser.add_argument(
+        "--damping", type=float, default=1e-2, help="relative to the mean Fisher diagonal"
+    )
     parser.add_argument("--block-size", type=int, default=64)
-    parser.add_argument("--stage", type=float, default=0.1, help="sparsity increment of the staged method")
+    parser.add_argument(
+        "--stage", type=float, default=0.1, help="sparsity increment of the staged method"
+    )
     parser.add_argument("--seed", type=int, default=0)
     default_out = str(Path(__file__).resolve().parent / "output" / "mfac_pruning.png")
     parser.add_argument("--out", default=default_out, help="path of the saved figure")
@@ -215,6 +265,7 @@ def main(argv=None) -> dict:
     test_loss, train_loss)."""
     args = parse_args(argv)
     if args.no_progress:
+
         def progress(it, desc):
             return it
     else:
@@ -229,10 +280,14 @@ def main(argv=None) -> dict:
     pruner = Pruner(model, data, args)
     dense = pruner.evaluate(pruner.dense)
     n_pruned = sum(w.size for w in pruner.dense)
-    print(f"MLP {'-'.join(map(str, (64, *args.hidden, 10)))} trained with Adam for {args.train_steps} steps: "
-          f"test accuracy {dense['test_acc']:.4f}, test loss {dense['test_loss']:.4f}")
-    print(f"pruning the {len(pruner.layers)} hidden weight matrices ({n_pruned} weights); Fisher from "
-          f"m = {args.num_grads} per-example gradients, blocks of {args.block_size}, relative damping {args.damping:g}")
+    print(
+        f"MLP {'-'.join(map(str, (64, *args.hidden, 10)))} trained with Adam for {args.train_steps} steps: "
+        f"test accuracy {dense['test_acc']:.4f}, test loss {dense['test_loss']:.4f}"
+    )
+    print(
+        f"pruning the {len(pruner.layers)} hidden weight matrices ({n_pruned} weights); Fisher from "
+        f"m = {args.num_grads} per-example gradients, blocks of {args.block_size}, relative damping {args.damping:g}"
+    )
 
     finvs = pruner.inverses(pruner.dense)
     results = {s: {} for s in args.sparsities}
@@ -246,7 +301,9 @@ def main(argv=None) -> dict:
     print("\ntest accuracy / test loss after pruning (no retraining)")
     print(f"{'sparsity':>8} | " + " | ".join(f"{m:>{width}}" for m in METHODS))
     for s in args.sparsities:
-        cells = [f"{results[s][m]['test_acc']:.4f} / {results[s][m]['test_loss']:.4f}" for m in METHODS]
+        cells = [
+            f"{results[s][m]['test_acc']:.4f} / {results[s][m]['test_loss']:.4f}" for m in METHODS
+        ]
         print(f"{s:>8.2f} | " + " | ".join(f"{c:>{width}}" for c in cells))
     save_plot(results, dense, args.out)
     print(f"saved {args.out} ({time.perf_counter() - t0:.1f} s)")

@@ -65,14 +65,21 @@ def make_data(key, sizes, chunk: int = 1000):
     with jax.enable_x64():  # the original generator integrates in float64 (numpy)
         for k in jax.random.split(key, -(-total // chunk)):
             loc, vel, q = charged_particles(
-                k, chunk, n_particles=N_PARTICLES, n_steps=(FRAME_OUT + 1) * SAVE_EVERY,
-                save_every=SAVE_EVERY, dtype=jnp.float64,
+                k,
+                chunk,
+                n_particles=N_PARTICLES,
+                n_steps=(FRAME_OUT + 1) * SAVE_EVERY,
+                save_every=SAVE_EVERY,
+                dtype=jnp.float64,
             )
             split = nbody_egnn_split(loc, vel, q, FRAME_IN, FRAME_OUT)
             parts.append(jax.tree.map(lambda a: np.asarray(a, np.float32), split))
     data = jax.tree.map(lambda *a: jnp.asarray(np.concatenate(a)), *parts)
     bounds = np.cumsum([0, *sizes])
-    return [jax.tree.map(lambda a: a[lo:hi], data) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [
+        jax.tree.map(lambda a, lo=lo, hi=hi: a[lo:hi], data)
+        for lo, hi in zip(bounds[:-1], bounds[1:])
+    ]
 
 
 # -- model ---------------------------------------------------------------------------------------
@@ -80,7 +87,13 @@ def make_data(key, sizes, chunk: int = 1000):
 
 def make_model(args, seed: int) -> EGNN:
     return EGNN(
-        1, args.hidden, 1, edge_dim=2, n_layers=args.layers, velocity=True, clamp=100.0,
+        1,
+        args.hidden,
+        1,
+        edge_dim=2,
+        n_layers=args.layers,
+        velocity=True,
+        clamp=100.0,
         rngs=nnx.Rngs(seed),
     )
 
@@ -162,30 +175,40 @@ def train(args, progress):
     keys = [jax.random.split(jax.random.key(s)) for s in seeds]
     t0 = time.perf_counter()
     if args.data == "paper":  # the published data set (seed 43), the same for every run
-        paper = [egnn_nbody_small(split, n) for split, n in
-                 (("train", args.train), ("valid", args.val), ("test", args.test))]
+        paper = [
+            egnn_nbody_small(split, n)
+            for split, n in (("train", args.train), ("valid", args.val), ("test", args.test))
+        ]
         sets = [paper] * args.runs
     else:  # a fresh draw of the same distribution per run
         sets = [make_data(k_data, (args.train, args.val, args.test)) for k_data, _ in keys]
-    train_set, val_set, test_set = (jax.tree.map(lambda *a: jnp.stack(a), *split)
-                                    for split in zip(*sets))
+    train_set, val_set, test_set = (
+        jax.tree.map(lambda *a: jnp.stack(a), *split) for split in zip(*sets)
+    )
     jax.block_until_ready(test_set)
     t_data = time.perf_counter() - t0
     linear = float(jnp.mean((test_set.loc + 0.7 * test_set.vel - test_set.target) ** 2))
-    print(f"simulated {args.runs} x {args.train} / {args.val} / {args.test} systems in "
-          f"{t_data:.1f} s; test MSE of x + 0.7 v: {linear:.4f}, of x: "
-          f"{float(jnp.mean((test_set.loc - test_set.target) ** 2)):.4f}")
+    print(
+        f"simulated {args.runs} x {args.train} / {args.val} / {args.test} systems in "
+        f"{t_data:.1f} s; test MSE of x + 0.7 v: {linear:.4f}, of x: "
+        f"{float(jnp.mean((test_set.loc - test_set.target) ** 2)):.4f}"
+    )
 
     senders, receivers = fully_connected_graph(N_PARTICLES)
     states = []
     for s in seeds:
         model = make_model(args, s)
-        graphdef, state = nnx.split((model, nnx.Optimizer(model, optax.adam(args.lr), wrt=nnx.Param)))
+        graphdef, state = nnx.split(
+            (model, nnx.Optimizer(model, optax.adam(args.lr), wrt=nnx.Param))
+        )
         states.append(state)
     state = jax.tree.map(lambda *a: jnp.stack(a), *states)
     k_shuffle = jnp.stack([k for _, k in keys])
-    train_epoch = jax.jit(jax.vmap(make_train_epoch(graphdef, senders, receivers, args.batch),
-                                   in_axes=(0, 0, 0, None)))
+    train_epoch = jax.jit(
+        jax.vmap(
+            make_train_epoch(graphdef, senders, receivers, args.batch), in_axes=(0, 0, 0, None)
+        )
+    )
     evaluate = jax.jit(jax.vmap(make_evaluate(graphdef, senders, receivers)))
 
     history = {"epoch": [], "train": [], "eval_epoch": [], "val": [], "test": []}
@@ -213,15 +236,22 @@ def train(args, progress):
             best_epoch = np.where(better, epoch, best_epoch)
             stale = 0 if better.any() else stale + 1
             if hasattr(bar, "set_postfix"):
-                bar.set_postfix(train=f"{float(np.mean(loss)):.4f}", val=f"{val.mean():.4f}",
-                                best_test=f"{np.median(best_test):.4f}")
+                bar.set_postfix(
+                    train=f"{float(np.mean(loss)):.4f}",
+                    val=f"{val.mean():.4f}",
+                    best_test=f"{np.median(best_test):.4f}",
+                )
             if args.patience and stale >= args.patience:
-                print(f"early stop at epoch {epoch}: no validation improvement in "
-                      f"{args.patience} evaluations")
+                print(
+                    f"early stop at epoch {epoch}: no validation improvement in "
+                    f"{args.patience} evaluations"
+                )
                 break
     t_train = time.perf_counter() - t0
-    runs = [{"seed": s, "val_mse": float(v), "test_mse": float(t), "best_epoch": int(e)}
-            for s, v, t, e in zip(seeds, best_val, best_test, best_epoch)]
+    runs = [
+        {"seed": s, "val_mse": float(v), "test_mse": float(t), "best_epoch": int(e)}
+        for s, v, t, e in zip(seeds, best_val, best_test, best_epoch)
+    ]
     return history, runs, {"data_s": t_data, "train_s": t_train, "linear_mse": linear}
 
 
@@ -229,27 +259,47 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--full", action="store_true",
-                        help="the paper's schedule: 3000/2000/2000 systems, 10000 epochs")
-    parser.add_argument("--train", type=int, default=None, help="training systems (1000; full 3000)")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="the paper's schedule: 3000/2000/2000 systems, 10000 epochs",
+    )
+    parser.add_argument(
+        "--train", type=int, default=None, help="training systems (1000; full 3000)"
+    )
     parser.add_argument("--val", type=int, default=None, help="validation systems (500; full 2000)")
     parser.add_argument("--test", type=int, default=None, help="test systems (500; full 2000)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (100; full 10000)")
     parser.add_argument("--eval-every", type=int, default=5, help="epochs between evaluations")
-    parser.add_argument("--patience", type=int, default=0,
-                        help="stop after this many evaluations without improvement (0: never)")
-    parser.add_argument("--data", choices=("paper", "random"), default="paper",
-                        help="'paper': the published nbody_small set regenerated from its seed "
-                             "(default); 'random': a fresh draw per run from --seed")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=0,
+        help="stop after this many evaluations without improvement (0: never)",
+    )
+    parser.add_argument(
+        "--data",
+        choices=("paper", "random"),
+        default="paper",
+        help="'paper': the published nbody_small set regenerated from its seed "
+        "(default); 'random': a fresh draw per run from --seed",
+    )
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--runs", type=int, default=1,
-                        help="independent runs trained side by side (seeds seed .. seed+runs-1)")
-    parser.add_argument("--matmul-precision", default="highest",
-                        help="jax matmul precision ('highest' = true float32, as PyTorch)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="independent runs trained side by side (seeds seed .. seed+runs-1)",
+    )
+    parser.add_argument(
+        "--matmul-precision",
+        default="highest",
+        help="jax matmul precision ('highest' = true float32, as PyTorch)",
+    )
     default_out = str(Path(__file__).resolve().parent / "output" / "nbody_egnn.png")
     parser.add_argument("--out", default=default_out, help="path of the saved figure")
     parser.add_argument("--no-progress", action="store_true")
@@ -260,6 +310,7 @@ def main(argv=None) -> dict:
             setattr(args, name, full if args.full else quick)
 
     if args.no_progress:
+
         def progress(it):
             return it
     else:
@@ -268,18 +319,24 @@ def main(argv=None) -> dict:
         def progress(it):
             return tqdm(it, desc="epochs", leave=False)
 
-    print(f"device: {jax.devices()[0].device_kind}; EGNN {args.layers} layers x {args.hidden}, "
-          f"{args.epochs} epochs, batch {args.batch}, lr {args.lr}")
+    print(
+        f"device: {jax.devices()[0].device_kind}; EGNN {args.layers} layers x {args.hidden}, "
+        f"{args.epochs} epochs, batch {args.batch}, lr {args.lr}"
+    )
     with jax.default_matmul_precision(args.matmul_precision):
         history, runs, info = train(args, progress)
     tests = np.array([r["test_mse"] for r in runs])
     for r in runs:
-        print(f"seed {r['seed']}: best validation MSE {r['val_mse']:.5f} at epoch "
-              f"{r['best_epoch']}: test MSE {r['test_mse']:.5f}")
-    print(f"test MSE over {len(runs)} run(s): median {np.median(tests):.5f}, mean "
-          f"{tests.mean():.5f}, min {tests.min():.5f}, max {tests.max():.5f} (paper: EGNN 0.0071); "
-          f"training took {info['train_s']:.1f} s "
-          f"({info['train_s'] / len(history['train']) * 1e3:.0f} ms/epoch for all runs)")
+        print(
+            f"seed {r['seed']}: best validation MSE {r['val_mse']:.5f} at epoch "
+            f"{r['best_epoch']}: test MSE {r['test_mse']:.5f}"
+        )
+    print(
+        f"test MSE over {len(runs)} run(s): median {np.median(tests):.5f}, mean "
+        f"{tests.mean():.5f}, min {tests.min():.5f}, max {tests.max():.5f} (paper: EGNN 0.0071); "
+        f"training took {info['train_s']:.1f} s "
+        f"({info['train_s'] / len(history['train']) * 1e3:.0f} ms/epoch for all runs)"
+    )
 
     import matplotlib
 
@@ -287,26 +344,52 @@ def main(argv=None) -> dict:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for i, r in enumerate(runs):
-        lab = (lambda text: text if i == 0 else None)
-        ax.plot(history["epoch"], [t[i] for t in history["train"]], color="C0", alpha=0.6,
-                lw=0.8, label=lab("train (batch mean)"))
-        ax.plot(history["eval_epoch"], [t[i] for t in history["val"]], color="C1", alpha=0.7,
-                lw=1, label=lab("validation"))
-        ax.plot(history["eval_epoch"], [t[i] for t in history["test"]], color="C2", alpha=0.7,
-                lw=1, label=lab("test"))
+    for i in range(len(runs)):
+        lab = lambda text, i=i: text if i == 0 else None
+        ax.plot(
+            history["epoch"],
+            [t[i] for t in history["train"]],
+            color="C0",
+            alpha=0.6,
+            lw=0.8,
+            label=lab("train (batch mean)"),
+        )
+        ax.plot(
+            history["eval_epoch"],
+            [t[i] for t in history["val"]],
+            color="C1",
+            alpha=0.7,
+            lw=1,
+            label=lab("validation"),
+        )
+        ax.plot(
+            history["eval_epoch"],
+            [t[i] for t in history["test"]],
+            color="C2",
+            alpha=0.7,
+            lw=1,
+            label=lab("test"),
+        )
     ax.axhline(0.0071, color="gray", ls=":", lw=1, label="paper EGNN test 0.0071")
     ax.axhline(info["linear_mse"], color="gray", ls="--", lw=0.8, label="x + 0.7 v")
-    ax.set(xlabel="epoch", ylabel="position MSE", yscale="log",
-           title=f"EGNN, N-body ({len(runs)} run(s), median best-val test MSE "
-                 f"{np.median(tests):.4f})")
+    ax.set(
+        xlabel="epoch",
+        ylabel="position MSE",
+        yscale="log",
+        title=f"EGNN, N-body ({len(runs)} run(s), median best-val test MSE {np.median(tests):.4f})",
+    )
     ax.legend()
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     fig.savefig(args.out, dpi=120)
-    result = {"test_mse": float(np.median(tests)), "runs": runs,
-              "device": jax.devices()[0].device_kind, "args": vars(args), **info,
-              "history": history}
+    result = {
+        "test_mse": float(np.median(tests)),
+        "runs": runs,
+        "device": jax.devices()[0].device_kind,
+        "args": vars(args),
+        **info,
+        "history": history,
+    }
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump(result, f)
     print(f"saved {args.out} and its .json")

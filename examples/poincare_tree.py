@@ -217,7 +217,9 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000, help="optimiser steps for each model")
     parser.add_argument("--quick", action="store_true", help="small run for tests (a few seconds)")
-    parser.add_argument("--lr", type=float, default=0.03, help="peak learning rate (cosine decay, both models)")
+    parser.add_argument(
+        "--lr", type=float, default=0.03, help="peak learning rate (cosine decay, both models)"
+    )
     parser.add_argument("--branching", type=int, default=3)
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
@@ -237,24 +239,38 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     schedule = optax.cosine_decay_schedule(args.lr, steps)
     x_hyp = train(
-        make_loss(ball, n, edges), x0, riemannian_adam(schedule, manifolds=ball), steps, chunk,
+        make_loss(ball, n, edges),
+        x0,
+        riemannian_adam(schedule, manifolds=ball),
+        steps,
+        chunk,
         "riemannian_adam (Poincare)",
     )
-    x_euc = train(make_loss(plane, n, edges), x0, optax.adam(schedule), steps, chunk, "optax.adam (R^2)")
+    x_euc = train(
+        make_loss(plane, n, edges), x0, optax.adam(schedule), steps, chunk, "optax.adam (R^2)"
+    )
     elapsed = time.perf_counter() - t0
 
     results = {}
     for name, manifold, x in (("poincare", ball, x_hyp), ("euclidean", plane, x_euc)):
         d_emb = np.asarray(pairwise(manifold, x))
         results[name] = (mean_average_precision(d_emb, d_graph), average_distortion(d_emb, d_graph))
-    print(f"tree: branching {args.branching}, depth {args.depth}, {n} nodes; {steps} steps each, "
-          f"cosine lr from {args.lr} ({elapsed:.1f} s)")
+    print(
+        f"tree: branching {args.branching}, depth {args.depth}, {n} nodes; {steps} steps each, "
+        f"cosine lr from {args.lr} ({elapsed:.1f} s)"
+    )
     print(f"{'embedding':<32}{'MAP':>8}{'distortion':>12}")
-    print(f"{'Poincare disk, riemannian_adam':<32}{results['poincare'][0]:>8.4f}{results['poincare'][1]:>12.4f}")
-    print(f"{'Euclidean R^2, optax.adam':<32}{results['euclidean'][0]:>8.4f}{results['euclidean'][1]:>12.4f}")
+    print(
+        f"{'Poincare disk, riemannian_adam':<32}{results['poincare'][0]:>8.4f}{results['poincare'][1]:>12.4f}"
+    )
+    print(
+        f"{'Euclidean R^2, optax.adam':<32}{results['euclidean'][0]:>8.4f}{results['euclidean'][1]:>12.4f}"
+    )
     x_hyp = jax.jit(recenter, static_argnums=1)(x_hyp, 0)
     radius = jax.jit(jax.vmap(lambda p: ball.dist(jnp.zeros_like(p), p)))(x_hyp)
-    print(f"hyperbolic distance root -> leaves: mean {float(jnp.mean(radius[depths == args.depth])):.2f}")
+    print(
+        f"hyperbolic distance root -> leaves: mean {float(jnp.mean(radius[depths == args.depth])):.2f}"
+    )
 
     if not args.no_plot:
         os.makedirs(args.out_dir, exist_ok=True)

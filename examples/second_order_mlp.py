@@ -77,7 +77,9 @@ class MLP(nnx.Module):
     """``features[0] -> features[1] -> ... -> features[-1]`` with an activation between layers."""
 
     def __init__(self, features: tuple[int, ...], activation: str = "tanh", *, rngs: nnx.Rngs):
-        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(features[:-1], features[1:])])
+        self.layers = nnx.List(
+            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(features[:-1], features[1:])]
+        )
         self.activation = activation
 
     def __call__(self, x):
@@ -96,7 +98,11 @@ def evaluate(model, x_train, y_train, x_test, y_test):
     """(full training loss, test loss, test accuracy)."""
     logits = model(x_test)
     test_loss = optax.softmax_cross_entropy_with_integer_labels(logits, y_test).mean()
-    return cross_entropy(model, x_train, y_train), test_loss, jnp.mean(jnp.argmax(logits, -1) == y_test)
+    return (
+        cross_entropy(model, x_train, y_train),
+        test_loss,
+        jnp.mean(jnp.argmax(logits, -1) == y_test),
+    )
 
 
 # -- training steps ------------------------------------------------------------------------------
@@ -110,8 +116,12 @@ def make_tx(name: str, args) -> optax.GradientTransformation:
     if name == "mfac":
         return mfac(args.lr_mfac, num_grads=args.mfac_num_grads, damping=args.mfac_damping)
     if name == "normalized_newton":
-        return normalized_newton(gamma0=args.nn_gamma0, gamma_max=args.nn_gamma_max, cg_steps=args.nn_cg_steps,
-                                 max_trials=args.nn_max_trials)
+        return normalized_newton(
+            gamma0=args.nn_gamma0,
+            gamma_max=args.nn_gamma_max,
+            cg_steps=args.nn_cg_steps,
+            max_trials=args.nn_max_trials,
+        )
     raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
 
 
@@ -135,7 +145,9 @@ def make_step(name: str):
             def loss_fn(p, x, y):
                 return cross_entropy(nnx.merge(graphdef, p), x, y)
 
-            loss = loss_fn(params, x, y)  # for the report only; the optimizer computes its own gradient
+            loss = loss_fn(
+                params, x, y
+            )  # for the report only; the optimizer computes its own gradient
             # `params` stands in for the (ignored) gradient argument. The same key may be passed
             # every step: the transformation folds in its step count, so probes never repeat.
             optimizer.update(model, params, loss_fn=loss_fn, key=key, batch_args=(x, y))
@@ -160,8 +172,12 @@ def make_step(name: str):
 
             # `params` stands in for the (ignored) gradient argument; the optimizer evaluates the
             # loss and gradient itself (it needs both for its acceptance test).
-            optimizer.update(model, params, model_fn=model_fn, output_loss_fn=output_loss_fn, batch_args=(x, y))
-            return optimizer.opt_state[0].loss[...]  # the minibatch loss before the step, from the state
+            optimizer.update(
+                model, params, model_fn=model_fn, output_loss_fn=output_loss_fn, batch_args=(x, y)
+            )
+            return optimizer.opt_state[0].loss[
+                ...
+            ]  # the minibatch loss before the step, from the state
 
         return step
 
@@ -178,7 +194,9 @@ def make_step(name: str):
 def train(name: str, data, args, progress) -> dict:
     x_train, y_train, x_test, y_test = (jnp.asarray(a) for a in data)
     features = (x_train.shape[1], *args.hidden, 10)
-    model = MLP(features, args.activation, rngs=nnx.Rngs(args.seed))  # same init for every optimizer
+    model = MLP(
+        features, args.activation, rngs=nnx.Rngs(args.seed)
+    )  # same init for every optimizer
     optimizer = nnx.Optimizer(model, make_tx(name, args), wrt=nnx.Param)
     step = make_step(name)
     batches = np.random.default_rng(args.seed + 1)  # same minibatches for every optimizer
@@ -230,11 +248,15 @@ def save_plot(results: dict, path: str) -> None:
     for name, hist in results.items():
         axes[0].plot(hist["step"], hist["train_loss"], label=name)
         axes[1].plot(hist["step"], hist["test_acc"], label=name)
-    axes[0].set(xlabel="step", ylabel="training loss (full set)", yscale="log", title="training loss")
+    axes[0].set(
+        xlabel="step", ylabel="training loss (full set)", yscale="log", title="training loss"
+    )
     axes[1].set(xlabel="step", ylabel="accuracy", title="test accuracy", ylim=(0, 1.02))
     for ax in axes:
         ax.legend()
-    fig.suptitle("MLP on digits: Adam, AdaHessian, M-FAC, normalized Newton (same steps and batches)")
+    fig.suptitle(
+        "MLP on digits: Adam, AdaHessian, M-FAC, normalized Newton (same steps and batches)"
+    )
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -242,22 +264,38 @@ def save_plot(results: dict, path: str) -> None:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--hidden", type=lambda s: tuple(int(v) for v in s.split(",")), default=(64, 64),
-                        help="hidden widths, comma separated")
+    parser.add_argument(
+        "--hidden",
+        type=lambda s: tuple(int(v) for v in s.split(",")),
+        default=(64, 64),
+        help="hidden widths, comma separated",
+    )
     parser.add_argument("--activation", choices=("tanh", "silu"), default="tanh")
     parser.add_argument("--lr-adam", type=float, default=1e-2)
     parser.add_argument("--lr-adahessian", type=float, default=0.15)
     parser.add_argument("--lr-mfac", type=float, default=5e-2)
     parser.add_argument("--mfac-num-grads", type=int, default=32, help="M-FAC window length m")
     parser.add_argument("--mfac-damping", type=float, default=3e-2)
-    parser.add_argument("--nn-gamma0", type=float, default=1.0, help="normalized Newton: initial radius")
-    parser.add_argument("--nn-gamma-max", type=float, default=1e8, help="normalized Newton: largest radius")
-    parser.add_argument("--nn-cg-steps", type=int, default=10, help="normalized Newton: CG steps per solve")
-    parser.add_argument("--nn-max-trials", type=int, default=2,
-                        help="normalized Newton: trials per step (a rejected trial is retried with half the radius)")
+    parser.add_argument(
+        "--nn-gamma0", type=float, default=1.0, help="normalized Newton: initial radius"
+    )
+    parser.add_argument(
+        "--nn-gamma-max", type=float, default=1e8, help="normalized Newton: largest radius"
+    )
+    parser.add_argument(
+        "--nn-cg-steps", type=int, default=10, help="normalized Newton: CG steps per solve"
+    )
+    parser.add_argument(
+        "--nn-max-trials",
+        type=int,
+        default=2,
+        help="normalized Newton: trials per step (a rejected trial is retried with half the radius)",
+    )
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -271,6 +309,7 @@ def main(argv=None) -> dict:
     """Train with each optimizer; returns ``{name: history}`` (curves and ``final_*`` numbers)."""
     args = parse_args(argv)
     if args.no_progress:
+
         def progress(it, desc):
             return it
     else:
@@ -281,17 +320,21 @@ def main(argv=None) -> dict:
 
     data = load_digits_split(args.seed)
     n_params = sum(a * b + b for a, b in zip((64, *args.hidden), (*args.hidden, 10)))
-    print(f"digits: {len(data[1])} training / {len(data[3])} test images; MLP "
-          f"{'-'.join(map(str, (64, *args.hidden, 10)))} ({args.activation}, {n_params} parameters); "
-          f"{args.steps} steps of batch {args.batch}")
+    print(
+        f"digits: {len(data[1])} training / {len(data[3])} test images; MLP "
+        f"{'-'.join(map(str, (64, *args.hidden, 10)))} ({args.activation}, {n_params} parameters); "
+        f"{args.steps} steps of batch {args.batch}"
+    )
     results = {}
     names = args.optimizers.split(",")
     width = max(map(len, names))
     for name in names:
         results[name] = hist = train(name, data, args, progress)
-        print(f"{name:>{width}}: final train loss {hist['final_train_loss']:.4f}  test loss "
-              f"{hist['final_test_loss']:.4f}  test accuracy {hist['final_test_acc']:.4f}  "
-              f"({hist['ms_per_step']:.2f} ms/step with evaluation, after compilation; {hist['seconds']:.1f} s)")
+        print(
+            f"{name:>{width}}: final train loss {hist['final_train_loss']:.4f}  test loss "
+            f"{hist['final_test_loss']:.4f}  test accuracy {hist['final_test_acc']:.4f}  "
+            f"({hist['ms_per_step']:.2f} ms/step with evaluation, after compilation; {hist['seconds']:.1f} s)"
+        )
     save_plot(results, args.out)
     print(f"saved {args.out}")
     return results

@@ -31,7 +31,6 @@ import os
 import time
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -145,7 +144,9 @@ def train(norm: str, data, args, progress) -> dict:
         losses = []
         for s, b in order:
             sl = slice(b * args.batch, (b + 1) * args.batch)
-            losses.append(float(train_step(model, optimizer, jnp.asarray(xs[s, sl]), jnp.asarray(ys[s, sl]))))
+            losses.append(
+                float(train_step(model, optimizer, jnp.asarray(xs[s, sl]), jnp.asarray(ys[s, sl])))
+            )
         history["loss"].append(float(np.mean(losses)))
         history["test_acc"].append(accuracy(model, xs[-1], ys[-1]))
     history["train_acc"] = float(np.mean([accuracy(model, xs[s], ys[s]) for s in range(n_train)]))
@@ -153,12 +154,18 @@ def train(norm: str, data, args, progress) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=12, help="channels")
     parser.add_argument("--m", type=int, default=6, help="BiMap output size")
-    parser.add_argument("--sessions", type=int, default=4, help="training sessions (plus one test session)")
+    parser.add_argument(
+        "--sessions", type=int, default=4, help="training sessions (plus one test session)"
+    )
     parser.add_argument("--per-class", type=int, default=32, help="trials per class and session")
-    parser.add_argument("--trial-dof", type=int, default=40, help="samples per trial covariance (Wishart dof)")
+    parser.add_argument(
+        "--trial-dof", type=int, default=40, help="samples per trial covariance (Wishart dof)"
+    )
     parser.add_argument("--shift", type=float, default=0.6, help="size of the session mixing")
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--batch", type=int, default=32)
@@ -171,6 +178,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     if args.no_progress:
+
         def progress(it, desc):
             return it
     else:
@@ -181,16 +189,20 @@ def main(argv=None) -> dict:
 
     data = make_data(args.seed, args.n, args.sessions, args.per_class, args.trial_dof, args.shift)
     cond = np.linalg.cond(data[0].reshape(-1, args.n, args.n).astype(np.float64))
-    print(f"{data[0].shape[0] - 1} training sessions + 1 test session, {data[0].shape[1]} trials each, "
-          f"{args.n} channels; median condition number {np.median(cond):.1e}")
+    print(
+        f"{data[0].shape[0] - 1} training sessions + 1 test session, {data[0].shape[1]} trials each, "
+        f"{args.n} channels; median condition number {np.median(cond):.1e}"
+    )
     results = {}
     for norm in args.variants.split(","):
         t0 = time.perf_counter()
         hist = train(norm, data, args, progress)
         results[norm] = hist
-        print(f"{norm:>5}: test-session accuracy {hist['test_acc'][-1]:.3f}  "
-              f"(train sessions {hist['train_acc']:.3f}, final loss {hist['loss'][-1]:.3f}, "
-              f"{time.perf_counter() - t0:.0f} s)")
+        print(
+            f"{norm:>5}: test-session accuracy {hist['test_acc'][-1]:.3f}  "
+            f"(train sessions {hist['train_acc']:.3f}, final loss {hist['loss'][-1]:.3f}, "
+            f"{time.perf_counter() - t0:.0f} s)"
+        )
 
     import matplotlib
 
@@ -202,7 +214,9 @@ def main(argv=None) -> dict:
         axes[0].plot(hist["loss"], label=norm)
         axes[1].plot(hist["test_acc"], label=norm)
     axes[0].set(xlabel="epoch", ylabel="training loss", yscale="log", title="training loss")
-    axes[1].set(xlabel="epoch", ylabel="accuracy", title="test session (unseen shift)", ylim=(0, 1.02))
+    axes[1].set(
+        xlabel="epoch", ylabel="accuracy", title="test session (unseen shift)", ylim=(0, 1.02)
+    )
     axes[1].axhline(1 / N_CLASSES, color="gray", lw=0.8, ls=":")
     for ax in axes:
         ax.legend()

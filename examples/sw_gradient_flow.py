@@ -55,16 +55,29 @@ def make_loss(name: str, n_projections: int):
         return lambda x, y, key: sliced_wasserstein(key, x, y, n_projections=n_projections) ** 2
     if name.startswith("sw-cv-"):
         kind = name.removeprefix("sw-cv-")
-        return lambda x, y, key: sliced_wasserstein_cv(
-            key, x, y, n_projections=n_projections, control_variate=kind
-        ).sq_value
+        return lambda x, y, key: (
+            sliced_wasserstein_cv(
+                key, x, y, n_projections=n_projections, control_variate=kind
+            ).sq_value
+        )
     if name == "max-sw":
         return lambda x, y, key: max_sliced_wasserstein(key, x, y, n_iter=20).value ** 2
     raise ValueError(f"unknown estimator {name!r}; expected one of {ESTIMATORS}")
 
 
-def flow(name: str, x0, y, key, *, steps: int, lr: float, n_projections: int, score_every: int,
-         ref_dirs, progress):
+def flow(
+    name: str,
+    x0,
+    y,
+    key,
+    *,
+    steps: int,
+    lr: float,
+    n_projections: int,
+    score_every: int,
+    ref_dirs,
+    progress,
+):
     """Gradient descent ``x <- x - lr * n * grad loss`` (the ``n`` makes the step per point O(lr))."""
     loss = make_loss(name, n_projections)
     n = x0.shape[0]
@@ -99,7 +112,7 @@ def estimator_spread(x, y, key, n_projections: int, repeats: int = 200) -> dict:
     out = {}
     for name in ESTIMATORS[:3]:
         loss = make_loss(name, n_projections)
-        vals = np.asarray(jax.jit(jax.vmap(lambda k: loss(x, y, k)))(keys))
+        vals = np.asarray(jax.jit(jax.vmap(lambda k, loss=loss: loss(x, y, k)))(keys))
         out[name] = (float(vals.mean()), float(vals.std()))
     return out
 
@@ -116,7 +129,9 @@ def save_figure(path: Path, results: dict, y) -> None:
         snaps = results[name]["snapshots"]
         ax.scatter(*np.asarray(y).T, s=3, c="lightgray", label="target")
         for i, (step, pts) in enumerate(sorted(snaps.items())):
-            ax.scatter(*pts.T, s=3, alpha=0.35 + 0.65 * i / max(len(snaps) - 1, 1), label=f"step {step}")
+            ax.scatter(
+                *pts.T, s=3, alpha=0.35 + 0.65 * i / max(len(snaps) - 1, 1), label=f"step {step}"
+            )
         ax.set_title(name)
         ax.set_aspect("equal")
         ax.legend(fontsize=6, markerscale=3)
@@ -133,7 +148,9 @@ def save_figure(path: Path, results: dict, y) -> None:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=400, help="points per cloud")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--lr", type=float, default=0.05)
@@ -150,6 +167,7 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.no_progress:
+
         def progress(it, desc=""):
             return it
     else:
@@ -167,14 +185,27 @@ def main(argv=None) -> dict:
     spread = estimator_spread(x0, y, k_spread, args.projections)
     print(f"SW_2^2 estimators at the start ({args.projections} directions, 200 keys): mean +- std")
     for name, (mean, std) in spread.items():
-        print(f"  {name:12s} {mean:.4f} +- {std:.4f}  (variance ratio to sw {std**2 / spread['sw'][1]**2:.1e})")
+        print(
+            f"  {name:12s} {mean:.4f} +- {std:.4f}  (variance ratio to sw {std**2 / spread['sw'][1] ** 2:.1e})"
+        )
 
     results = {}
     for name in args.estimators.split(","):
-        results[name] = flow(name, x0, y, k_flow, steps=args.steps, lr=args.lr,
-                             n_projections=args.projections, score_every=args.score_every,
-                             ref_dirs=ref_dirs, progress=progress)
-    print(f"SW_2 to the target after {args.steps} steps (start {results[next(iter(results))]['sw'][0]:.4f}):")
+        results[name] = flow(
+            name,
+            x0,
+            y,
+            k_flow,
+            steps=args.steps,
+            lr=args.lr,
+            n_projections=args.projections,
+            score_every=args.score_every,
+            ref_dirs=ref_dirs,
+            progress=progress,
+        )
+    print(
+        f"SW_2 to the target after {args.steps} steps (start {results[next(iter(results))]['sw'][0]:.4f}):"
+    )
     for name, hist in results.items():
         print(f"  {name:12s} {hist['sw'][-1]:.4f}")
     save_figure(Path(args.out), results, y)

@@ -47,10 +47,12 @@ def section_linalg(out_dir: Path, progress) -> dict:
     print("expm(logm(A)) == A:      ", bool(jnp.allclose(expm(logm(a)), a, atol=1e-5)))
     print("powm(A, 0.5) == sqrtm(A):", bool(jnp.allclose(powm(a, 0.5), sqrtm(a), atol=1e-5)))
     k = solve_lyapunov(a, jnp.eye(2))
-    print("solve_lyapunov: A K + K A == I:", bool(jnp.allclose(a @ k + k @ a, jnp.eye(2), atol=1e-5)))
+    print(
+        "solve_lyapunov: A K + K A == I:", bool(jnp.allclose(a @ k + k @ a, jnp.eye(2), atol=1e-5))
+    )
 
     w = jnp.array([[1.0, 2.0], [2.0, -1.0]])
-    loss = lambda f: (lambda x: jnp.sum(w * f(x)))  # noqa: E731
+    loss = lambda f: lambda x: jnp.sum(w * f(x))  # noqa: E731
     eye = jnp.eye(2)
     print("\nGradient of sum(W * sqrtm(X)) at X = I (exact answer W / 2):")
     print("  geomjax    :", np.asarray(jax.grad(loss(sqrtm))(eye)).round(4).tolist())
@@ -68,8 +70,10 @@ def section_linalg(out_dir: Path, progress) -> dict:
             g = np.asarray(jax.grad(loss(fn))(x), np.float64)
             err = np.max(np.abs(g - exact)) / np.max(np.abs(exact))
             errs.append(err if np.isfinite(err) else np.nan)
-    print(f"  max gradient error over gaps 1e-12..1: geomjax {np.nanmax(err_geom):.1e}, "
-          f"naive eigh {np.nanmax(err_naive):.1e} (NaN at {int(np.sum(np.isnan(err_naive)))} gaps)")
+    print(
+        f"  max gradient error over gaps 1e-12..1: geomjax {np.nanmax(err_geom):.1e}, "
+        f"naive eigh {np.nanmax(err_naive):.1e} (NaN at {int(np.sum(np.isnan(err_naive)))} gaps)"
+    )
     return {"gaps": gaps, "err_geom": err_geom, "err_naive": err_naive}
 
 
@@ -85,20 +89,28 @@ def section_manifolds(progress) -> dict:
     p = jnp.array([0.3, -0.2])
     print("d/dx dist(x, x) on the sphere:     ", np.asarray(jax.grad(sphere.dist)(x, x)).tolist())
     print("d/dx dist(x, x) in the Poincare ball:", np.asarray(jax.grad(ball.dist)(p, p)).tolist())
-    print("d/dc dist in the Poincare ball (learnable curvature):",
-          float(jax.grad(lambda c: PoincareBall(2, c).dist(p, -p))(1.0)))
+    print(
+        "d/dc dist in the Poincare ball (learnable curvature):",
+        float(jax.grad(lambda c: PoincareBall(2, c).dist(p, -p))(1.0)),
+    )
 
     keys = jax.random.split(jax.random.key(0), 50)
     pts = jax.vmap(lambda k: sphere.exp(x, 0.4 * sphere.random_tangent(k, x)))(keys)
     res = frechet_mean(sphere, pts, max_iter=100, tol=1e-5)
-    print(f"Frechet mean of 50 points on S^2: {np.asarray(res.mean).round(3).tolist()} "
-          f"(converged={bool(res.converged)}, {int(res.n_iters)} iterations, "
-          f"|grad|={float(res.grad_norm):.1e})")
+    print(
+        f"Frechet mean of 50 points on S^2: {np.asarray(res.mean).round(3).tolist()} "
+        f"(converged={bool(res.converged)}, {int(res.n_iters)} iterations, "
+        f"|grad|={float(res.grad_norm):.1e})"
+    )
 
     rot = SO3()
     r_pi = jnp.diag(jnp.array([1.0, -1.0, -1.0]))  # rotation by pi about x
-    print("SO(3): angle of diag(1,-1,-1) =", float(rot.dist(jnp.eye(3), r_pi)),
-          "; gradient finite:", bool(jnp.all(jnp.isfinite(jax.grad(rot.dist, argnums=1)(jnp.eye(3), r_pi)))))
+    print(
+        "SO(3): angle of diag(1,-1,-1) =",
+        float(rot.dist(jnp.eye(3), r_pi)),
+        "; gradient finite:",
+        bool(jnp.all(jnp.isfinite(jax.grad(rot.dist, argnums=1)(jnp.eye(3), r_pi)))),
+    )
 
     a = jnp.diag(jnp.array([3.0, 1.0, 0.2]))
     tx = riemannian_adam(0.05, manifolds=sphere)
@@ -111,8 +123,10 @@ def section_manifolds(progress) -> dict:
         updates, state = tx.update(g, state, v)
         v = optax.apply_updates(v, updates)
         losses.append(float(rayleigh(v)))
-    print(f"Riemannian Adam on min v^T A v, |v| = 1: value {losses[-1]:.4f} (smallest eigenvalue 0.2), "
-          f"|v| = {float(jnp.linalg.norm(v)):.6f}")
+    print(
+        f"Riemannian Adam on min v^T A v, |v| = 1: value {losses[-1]:.4f} (smallest eigenvalue 0.2), "
+        f"|v| = {float(jnp.linalg.norm(v)):.6f}"
+    )
     return {"rayleigh": losses}
 
 
@@ -129,22 +143,32 @@ def section_spd() -> None:
         "log-Euclidean": M.SPDLogEuclidean(4),
         "log-Cholesky": M.SPDLogCholesky(4),
         "Bures-Wasserstein": M.SPDBuresWasserstein(4),
-        "generalized BW (M)": M.SPDGeneralizedBuresWasserstein(jnp.diag(jnp.array([1.0, 2.0, 3.0, 4.0]))),
+        "generalized BW (M)": M.SPDGeneralizedBuresWasserstein(
+            jnp.diag(jnp.array([1.0, 2.0, 3.0, 4.0]))
+        ),
         "power-deformed BW": M.PowerDeformed(M.SPDBuresWasserstein(4), 0.5),
     }
     for name, m in metrics.items():
         g = jax.grad(m.dist)(x, y)
-        print(f"  {name:<20} d(X, Y) = {float(m.dist(x, y)):8.4f}   gradient finite: {bool(jnp.all(jnp.isfinite(g)))}")
+        print(
+            f"  {name:<20} d(X, Y) = {float(m.dist(x, y)):8.4f}   gradient finite: {bool(jnp.all(jnp.isfinite(g)))}"
+        )
     gbw = lambda mm: M.SPDGeneralizedBuresWasserstein(mm).dist(x, y)  # noqa: E731
-    print("  d/dM of the generalized BW distance at M = I (learnable metric), finite:",
-          bool(jnp.all(jnp.isfinite(jax.grad(gbw)(jnp.eye(4))))))
+    print(
+        "  d/dM of the generalized BW distance at M = I (learnable metric), finite:",
+        bool(jnp.all(jnp.isfinite(jax.grad(gbw)(jnp.eye(4))))),
+    )
     keys = jax.random.split(jax.random.key(2), 16)
     batch = jax.vmap(M.SPDAffineInvariant(4).random_point)(keys)
     out, state = riemannian_batch_norm(batch, rbn_init(4), M.SPDAffineInvariant(4), training=True)
     mean = M.SPDAffineInvariant(4).mean(out).mean
-    print(f"  Riemannian batch norm (AIM): Frechet mean of the output is I to "
-          f"{float(jnp.max(jnp.abs(mean - jnp.eye(4)))):.1e}")
-    print("  More: examples/spd_batchnorm.py (SPDNet with AIM / GBWM batch norm under session shift),")
+    print(
+        f"  Riemannian batch norm (AIM): Frechet mean of the output is I to "
+        f"{float(jnp.max(jnp.abs(mean - jnp.eye(4)))):.1e}"
+    )
+    print(
+        "  More: examples/spd_batchnorm.py (SPDNet with AIM / GBWM batch norm under session shift),"
+    )
     print("        examples/mdm_eeg.py (augmented covariance + minimum distance to mean).")
 
 
@@ -162,8 +186,12 @@ def section_curvature() -> None:
 
     def init(key, dtype):
         k1, k2 = jax.random.split(key)
-        return {"w1": jax.random.normal(k1, (3, 8), dtype) / jnp.sqrt(3.0), "b1": jnp.zeros(8, dtype),
-                "w2": jax.random.normal(k2, (8, 1), dtype) / jnp.sqrt(8.0), "b2": jnp.zeros(1, dtype)}
+        return {
+            "w1": jax.random.normal(k1, (3, 8), dtype) / jnp.sqrt(3.0),
+            "b1": jnp.zeros(8, dtype),
+            "w2": jax.random.normal(k2, (8, 1), dtype) / jnp.sqrt(8.0),
+            "b2": jnp.zeros(1, dtype),
+        }
 
     def loss(p, x, y):  # a 3-8-1 tanh MLP, mean squared error
         pred = (jnp.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"])[:, 0]
@@ -190,27 +218,38 @@ def section_curvature() -> None:
 
         v = jax.random.normal(jax.random.key(4), flat.shape, jnp.float64)
         h, hv, est, top = (np.asarray(a) for a in checks(p, v, jax.random.key(0)))
-        print(f"  MLP 3-8-1 ({flat.size} parameters), float64: |hvp(v) - H v| / |H v| = "
-              f"{np.linalg.norm(hv - h @ v) / np.linalg.norm(h @ v):.1e}")
+        print(
+            f"  MLP 3-8-1 ({flat.size} parameters), float64: |hvp(v) - H v| / |H v| = "
+            f"{np.linalg.norm(hv - h @ v) / np.linalg.norm(h @ v):.1e}"
+        )
         off = h - np.diag(np.diag(h))
-        print(f"  Hutchinson trace, mean of {n} one-probe estimates: {est.mean():.3f} +- "
-              f"{est.std() / np.sqrt(n):.3f} (exact {np.trace(h):.3f}); their variance "
-              f"{est.var():.2f} (exact 2 sum_(i!=j) H_ij^2 = {2.0 * np.sum(off**2):.2f})")
+        print(
+            f"  Hutchinson trace, mean of {n} one-probe estimates: {est.mean():.3f} +- "
+            f"{est.std() / np.sqrt(n):.3f} (exact {np.trace(h):.3f}); their variance "
+            f"{est.var():.2f} (exact 2 sum_(i!=j) H_ij^2 = {2.0 * np.sum(off**2):.2f})"
+        )
         print(f"  top-3 Hessian eigenvalues, Lanczos (20 iterations): {np.round(top, 6).tolist()}")
-        print(f"                                  dense eigh:         "
-              f"{np.round(np.linalg.eigvalsh(h)[::-1][:3], 6).tolist()}")
+        print(
+            f"                                  dense eigh:         "
+            f"{np.round(np.linalg.eigvalsh(h)[::-1][:3], 6).tolist()}"
+        )
 
     p0 = init(kp, jnp.float32)
     finals = {}
-    for name, tx in (("optax.adam", optax.adam(0.05)), ("adahessian", adahessian(0.3)),
-                     ("mfac", mfac(0.1, num_grads=16, damping=1e-2))):
+    for name, tx in (
+        ("optax.adam", optax.adam(0.05)),
+        ("adahessian", adahessian(0.3)),
+        ("mfac", mfac(0.1, num_grads=16, damping=1e-2)),
+    ):
 
         @jax.jit
         def run(p, tx=tx, name=name):
             def step(carry, _):
                 p, state = carry
                 if name == "adahessian":  # needs the loss and a key; computes its own gradient
-                    u, state = tx.update(None, state, p, loss_fn=loss, key=jax.random.key(7), batch_args=(x, y))
+                    u, state = tx.update(
+                        None, state, p, loss_fn=loss, key=jax.random.key(7), batch_args=(x, y)
+                    )
                 else:
                     u, state = tx.update(jax.grad(loss)(p, x, y), state, p)
                 return (optax.apply_updates(p, u), state), None
@@ -219,8 +258,10 @@ def section_curvature() -> None:
             return loss(p, x, y)
 
         finals[name] = float(run(p0))
-    print(f"  50 full-batch steps from the same start (loss {float(loss(p0, x, y)):.3f}; learning rates from "
-          "a short sweep), final loss:")
+    print(
+        f"  50 full-batch steps from the same start (loss {float(loss(p0, x, y)):.3f}; learning rates from "
+        "a short sweep), final loss:"
+    )
     print("    " + ", ".join(f"{name} {value:.3f}" for name, value in finals.items()))
 
 
@@ -234,11 +275,17 @@ def save_figure(out_dir: Path, linalg_data: dict, manifold_data: dict | None = N
     gaps = linalg_data["gaps"]
     naive = np.asarray(linalg_data["err_naive"], dtype=float)
     ax.loglog(gaps, np.maximum(linalg_data["err_geom"], 1e-9), "o-", label="geomjax.linalg.sqrtm")
-    ax.loglog(gaps, np.where(np.isnan(naive), np.nan, np.maximum(naive, 1e-9)), "s--",
-              label="autodiff through eigh")
+    ax.loglog(
+        gaps,
+        np.where(np.isnan(naive), np.nan, np.maximum(naive, 1e-9)),
+        "s--",
+        label="autodiff through eigh",
+    )
     nan_gaps = gaps[np.isnan(naive)]
     if nan_gaps.size:
-        ax.scatter(nan_gaps, np.full(nan_gaps.shape, 1.0), marker="x", color="red", label="eigh: NaN")
+        ax.scatter(
+            nan_gaps, np.full(nan_gaps.shape, 1.0), marker="x", color="red", label="eigh: NaN"
+        )
     ax.set_xlabel("eigenvalue gap (float32)")
     ax.set_ylabel("relative gradient error")
     ax.set_title("Gradient of sqrtm near repeated eigenvalues")
@@ -263,40 +310,54 @@ def section_ot() -> None:
     heading("5. Optimal transport (geomjax.ot)")
     u = jnp.array([0.0, 1.0, 3.0])
     v = jnp.array([5.0, 6.0, 8.0])
-    print(f"  W_2 between 1-D samples shifted by 5: {float(ot.wasserstein_1d(u, v)):.4f} (exact: 5)")
+    print(
+        f"  W_2 between 1-D samples shifted by 5: {float(ot.wasserstein_1d(u, v)):.4f} (exact: 5)"
+    )
     kx, ky, ks = jax.random.split(jax.random.key(5), 3)
     x = jax.random.normal(kx, (500, 3)) * jnp.array([1.0, 2.0, 0.5])
     y = jax.random.normal(ky, (500, 3)) + jnp.array([1.0, 0.0, 0.0])
     keys = jax.random.split(ks, 200)
     mc = jax.vmap(lambda k: ot.sliced_wasserstein(k, x, y, n_projections=16) ** 2)(keys)
     cv = jax.vmap(lambda k: ot.sliced_wasserstein_cv(k, x, y, n_projections=16).sq_value)(keys)
-    print(f"  SW_2^2 with 16 directions over 200 keys: plain {float(mc.mean()):.4f} +- {float(mc.std()):.4f}, "
-          f"control variate {float(cv.mean()):.4f} +- {float(cv.std()):.4f}")
+    print(
+        f"  SW_2^2 with 16 directions over 200 keys: plain {float(mc.mean()):.4f} +- {float(mc.std()):.4f}, "
+        f"control variate {float(cv.mean()):.4f} +- {float(cv.std()):.4f}"
+    )
     mx = ot.max_sliced_wasserstein(ks, x, y)
     print(f"  max-sliced W_2 = {float(mx.value):.4f} (converged: {bool(mx.converged)})")
     cov = jnp.diag(jnp.array([1.0, 4.0, 0.25]))
     w2 = ot.gaussian_wasserstein(jnp.zeros(3), cov, jnp.array([1.0, 0.0, 0.0]), jnp.eye(3))
     print(f"  W_2 between the two generating Gaussians (closed form): {float(w2):.4f}")
-    g = jax.grad(lambda c: ot.gaussian_wasserstein(jnp.zeros(3), c, jnp.zeros(3), jnp.eye(3)))(jnp.eye(3))
+    g = jax.grad(lambda c: ot.gaussian_wasserstein(jnp.zeros(3), c, jnp.zeros(3), jnp.eye(3)))(
+        jnp.eye(3)
+    )
     print(f"  its gradient at equal Gaussians is finite: {bool(jnp.all(jnp.isfinite(g)))}")
     sphere = Sphere(3)
     p = jax.vmap(sphere.random_point)(jax.random.split(kx, 64))
     q = jax.vmap(sphere.random_point)(jax.random.split(ky, 64))
     out = jax.jit(lambda p, q: ot.sinkhorn(p, q, epsilon=0.05, cost=sphere))(p, q)
-    print(f"  Sinkhorn on the sphere (geodesic cost, ott-jax): cost {float(out.cost):.4f}, "
-          f"converged {bool(out.converged)} in {int(out.n_iters)} iterations")
+    print(
+        f"  Sinkhorn on the sphere (geodesic cost, ott-jax): cost {float(out.cost):.4f}, "
+        f"converged {bool(out.converged)} in {int(out.n_iters)} iterations"
+    )
     print("  More: examples/sw_gradient_flow.py (point-cloud flows under SW, SW-CV and max-SW).")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "output"))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     try:
         from tqdm import tqdm
 
-        progress = (lambda it, desc: it) if args.no_progress else (lambda it, desc: tqdm(it, desc=desc, leave=False))
+        progress = (
+            (lambda it, desc: it)
+            if args.no_progress
+            else (lambda it, desc: tqdm(it, desc=desc, leave=False))
+        )
     except ImportError:  # examples extra not installed
         progress = lambda it, desc: it  # noqa: E731
 
@@ -307,9 +368,13 @@ def main() -> None:
     section_spd()
     section_curvature()
     section_ot()
-    print("\nMore: examples/poincare_tree.py (hyperbolic embedding of a tree with Riemannian Adam).")
-    print("      examples/second_order_mlp.py (Adam vs AdaHessian vs M-FAC vs normalized Newton) and examples/mfac_pruning.py "
-          "(one-shot pruning with M-FAC).")
+    print(
+        "\nMore: examples/poincare_tree.py (hyperbolic embedding of a tree with Riemannian Adam)."
+    )
+    print(
+        "      examples/second_order_mlp.py (Adam vs AdaHessian vs M-FAC vs normalized Newton) and examples/mfac_pruning.py "
+        "(one-shot pruning with M-FAC)."
+    )
     path = save_figure(out_dir, linalg_data, manifold_data)
     print(f"\nSaved figure: {path}")
 

@@ -12,7 +12,16 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBPACKAGES = (
-    "curvature", "datasets", "equivariant", "linalg", "manifolds", "nn", "optim", "ot", "spdnet", "testing",
+    "curvature",
+    "datasets",
+    "equivariant",
+    "linalg",
+    "manifolds",
+    "nn",
+    "optim",
+    "ot",
+    "spdnet",
+    "testing",
 )
 
 __all__ = ["__version__", *_SUBPACKAGES]

@@ -11,7 +11,6 @@ import pytest
 from _examples import ROOT, load_example
 
 
-
 @pytest.fixture(autouse=True)
 def _needs_extras():
     pytest.importorskip("matplotlib")
@@ -21,8 +20,19 @@ def _needs_extras():
 def test_second_order_mlp_quick(tmp_path, capsys):
     module = load_example("second_order_mlp")
     out = tmp_path / "second_order_mlp.png"
-    result = module.main(["--steps", "40", "--hidden", "16,16", "--eval-every", "20", "--no-progress",
-                          "--out", str(out)])
+    result = module.main(
+        [
+            "--steps",
+            "40",
+            "--hidden",
+            "16,16",
+            "--eval-every",
+            "20",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert set(result) == {"adam", "adahessian", "mfac", "normalized_newton"}
     for name, hist in result.items():
@@ -43,14 +53,27 @@ def test_second_order_mlp_quick(tmp_path, capsys):
 def test_mfac_pruning_quick(tmp_path, capsys):
     module = load_example("mfac_pruning")
     out = tmp_path / "mfac_pruning.png"
-    result = module.main(["--train-steps", "200", "--num-grads", "128", "--sparsities", "0.6,0.9",
-                          "--stage", "0.15", "--no-progress", "--out", str(out)])
+    result = module.main(
+        [
+            "--train-steps",
+            "200",
+            "--num-grads",
+            "128",
+            "--sparsities",
+            "0.6,0.9",
+            "--stage",
+            "0.15",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "OBS + corr., staged" in printed and "magnitude" in printed
     dense, pruned = result["dense"], result["pruned"]
     assert dense["test_acc"] > 0.9, printed
     assert set(pruned) == {0.6, 0.9}
-    for sparsity, by_method in pruned.items():
+    for by_method in pruned.values():
         assert set(by_method) == set(module.METHODS)
         for metrics in by_method.values():
             assert 0.0 <= metrics["test_acc"] <= 1.0 and math.isfinite(metrics["test_loss"])

@@ -16,8 +16,21 @@ import numpy as np
 import pytest
 from _examples import load_example
 
-TINY = ["--subset", "200", "--digits-pool", "4", "--max-steps", "40", "--gd-steps", "50", "--lbfgs-steps", "50",
-        "--cubic-steps", "30", "--no-progress"]
+TINY = [
+    "--subset",
+    "200",
+    "--digits-pool",
+    "4",
+    "--max-steps",
+    "40",
+    "--gd-steps",
+    "50",
+    "--lbfgs-steps",
+    "50",
+    "--cubic-steps",
+    "30",
+    "--no-progress",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -52,8 +65,12 @@ def _check_report(module, result, out, printed, problems, methods):
         assert exact["reached"] and exact["final_subopt"] < 1e-8, name
         assert exact["iters_to_target"] <= 20, name
         k = exact["iters_to_target"] + 1
-        np.testing.assert_allclose(prob["methods"]["gnn-gauss_newton"]["f"][:k], prob["methods"]["gnn-exact"]["f"][:k],
-                                   rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(
+            prob["methods"]["gnn-gauss_newton"]["f"][:k],
+            prob["methods"]["gnn-exact"]["f"][:k],
+            rtol=1e-10,
+            atol=1e-14,
+        )
         if "cubic" in methods:
             assert prob["methods"]["cubic"]["summary"]["reached"], name  # Newton-type: a few steps
 
@@ -62,7 +79,9 @@ def test_gns_logistic_quick(tmp_path, capsys):
     module = load_example("gns_logistic")
     out = tmp_path / "gns.png"
     methods = ["gnn-exact", "gnn-gauss_newton", "lbfgs", "cubic"]
-    result = module.main([*TINY, "--problems", "logistic", "--methods", ",".join(methods), "--out", str(out)])
+    result = module.main(
+        [*TINY, "--problems", "logistic", "--methods", ",".join(methods), "--out", str(out)]
+    )
     _check_report(module, result, out, capsys.readouterr().out, ["logistic"], methods)
 
 

@@ -8,14 +8,33 @@ import pytest
 from _examples import load_example
 
 
-
 def test_nbody_egnn_quick(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     module = load_example("nbody_egnn")
     out = tmp_path / "nbody_egnn.png"
-    result = module.main(["--train", "40", "--val", "20", "--test", "20", "--batch", "20",
-                          "--epochs", "3", "--eval-every", "2", "--hidden", "8", "--layers", "2",
-                          "--no-progress", "--out", str(out)])
+    result = module.main(
+        [
+            "--train",
+            "40",
+            "--val",
+            "20",
+            "--test",
+            "20",
+            "--batch",
+            "20",
+            "--epochs",
+            "3",
+            "--eval-every",
+            "2",
+            "--hidden",
+            "8",
+            "--layers",
+            "2",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "test MSE" in printed and "saved" in printed
     assert math.isfinite(result["test_mse"]) and result["test_mse"] > 0

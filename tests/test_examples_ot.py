@@ -8,13 +8,13 @@ import pytest
 from _examples import load_example
 
 
-
 def test_sw_gradient_flow_quick(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     module = load_example("sw_gradient_flow")
     out = tmp_path / "flow.png"
-    result = module.main(["--n", "64", "--steps", "20", "--score-every", "10", "--no-progress",
-                          "--out", str(out)])
+    result = module.main(
+        ["--n", "64", "--steps", "20", "--score-every", "10", "--no-progress", "--out", str(out)]
+    )
     printed = capsys.readouterr().out
     assert out.exists()
     flows = result["flows"]

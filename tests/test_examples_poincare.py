@@ -17,9 +17,18 @@ def test_poincare_tree_quick(tmp_path):
     pytest.importorskip("tqdm")
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", "poincare_tree.py"), "--quick",
-         "--out-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT,
+        [
+            sys.executable,
+            os.path.join(ROOT, "examples", "poincare_tree.py"),
+            "--quick",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     number = r"([0-9]*\.[0-9]+)"

@@ -14,15 +14,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import PartitionSpec as P
-
 from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
+from jax.sharding import PartitionSpec as P
 
 from geomjax.manifolds._euclidean import Euclidean
 from geomjax.manifolds._mean import frechet_mean
 from geomjax.manifolds._product import Product
 from geomjax.manifolds._sphere import Sphere
-
 
 pytestmark = MULTIDEVICE
 
@@ -116,16 +114,22 @@ def test_riemannian_batch_norm_sharded_equals_single_device(mesh, metric_name, x
     metric = (
         SPDAffineInvariant(n)
         if metric_name == "aim"
-        else PowerDeformed(SPDGeneralizedBuresWasserstein(jnp.diag(jnp.array([1.0, 2.0, 0.5]))), 0.7)
+        else PowerDeformed(
+            SPDGeneralizedBuresWasserstein(jnp.diag(jnp.array([1.0, 2.0, 0.5]))), 0.7
+        )
     )
     state = rbn_init(n, jnp.float64)
 
     def run(xs, axis_name=None):
-        return riemannian_batch_norm(xs, state, metric, scale=0.4, training=True, mean_iter=20, axis_name=axis_name)
+        return riemannian_batch_norm(
+            xs, state, metric, scale=0.4, training=True, mean_iter=20, axis_name=axis_name
+        )
 
     y_single, st_single = run(x)
     sharded = jax.jit(
-        jax.shard_map(lambda xs: run(xs, "data"), mesh=mesh, in_specs=P("data"), out_specs=(P("data"), P()))
+        jax.shard_map(
+            lambda xs: run(xs, "data"), mesh=mesh, in_specs=P("data"), out_specs=(P("data"), P())
+        )
     )
     y, st = sharded(shard(mesh, x))
     np.testing.assert_allclose(y, y_single, atol=1e-10)

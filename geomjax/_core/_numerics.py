@@ -54,7 +54,9 @@ def where_small(
     return jnp.where(is_small, small(x_small), large(x_large))
 
 
-def series_in_square(s: ArrayLike, coeffs: tuple[float, ...], large: Callable[[Array], Array]) -> Array:
+def series_in_square(
+    s: ArrayLike, coeffs: tuple[float, ...], large: Callable[[Array], Array]
+) -> Array:
     """``f(sqrt(s))`` for an even function ``f``: a power series in ``s`` near 0, closed form elsewhere.
 
     ``coeffs`` are the first four Taylor coefficients of ``f(sqrt(s))`` in ``s`` (truncation error
@@ -103,18 +105,14 @@ def sinc(x: ArrayLike) -> Array:
     """``sin(x) / x`` with its Taylor series near 0 (unnormalized sinc)."""
     x = jnp.asarray(x)
     thr = taylor_threshold(x.dtype, 4)
-    return where_small(
-        x, lambda t: 1 - t * t / 6 + t**4 / 120, lambda t: jnp.sin(t) / t, thr
-    )
+    return where_small(x, lambda t: 1 - t * t / 6 + t**4 / 120, lambda t: jnp.sin(t) / t, thr)
 
 
 def sinhc(x: ArrayLike) -> Array:
     """``sinh(x) / x`` with its Taylor series near 0."""
     x = jnp.asarray(x)
     thr = taylor_threshold(x.dtype, 4)
-    return where_small(
-        x, lambda t: 1 + t * t / 6 + t**4 / 120, lambda t: jnp.sinh(t) / t, thr
-    )
+    return where_small(x, lambda t: 1 + t * t / 6 + t**4 / 120, lambda t: jnp.sinh(t) / t, thr)
 
 
 def stop_gradient_like(tree):

@@ -25,7 +25,9 @@ def tree_axpy(a: Array, x: PyTree, y: PyTree) -> PyTree:
     return jax.tree.map(lambda xi, yi: (a * xi).astype(yi.dtype) + yi, x, y)
 
 
-def conjugate_gradient(matvec: Callable[[PyTree], PyTree], b: PyTree, max_iter: int, rtol) -> PyTree:
+def conjugate_gradient(
+    matvec: Callable[[PyTree], PyTree], b: PyTree, max_iter: int, rtol
+) -> PyTree:
     """At most ``max_iter`` CG steps on ``A x = b`` from ``x = 0``; stops at ``||r|| <= rtol ||b||``.
 
     For ``A`` symmetric positive definite the iterates minimize ``x^T A x / 2 - b^T x`` over

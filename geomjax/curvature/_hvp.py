@@ -43,7 +43,9 @@ def hvp(f: Callable[..., Array], params: PyTree, v: PyTree, *args: Any) -> tuple
     """
     leaves_p, tree_p = jax.tree.flatten(params)
     leaves_v, tree_v = jax.tree.flatten(v)
-    if tree_p != tree_v or [jax.numpy.shape(a) for a in leaves_p] != [jax.numpy.shape(b) for b in leaves_v]:
+    if tree_p != tree_v or [jax.numpy.shape(a) for a in leaves_p] != [
+        jax.numpy.shape(b) for b in leaves_v
+    ]:
         raise ValueError(
             "hvp: argument `v` must have the pytree structure and leaf shapes of `params`; got "
             f"{tree_v} {[jax.numpy.shape(b) for b in leaves_v]} vs {tree_p} {[jax.numpy.shape(a) for a in leaves_p]}"

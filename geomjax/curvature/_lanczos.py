@@ -141,9 +141,7 @@ def _lanczos_flat(
         alphas = alphas.at[j].set(alpha)
         betas = betas.at[j].set(beta_used)
         if store:
-            basis = basis.at[jnp.minimum(j + 1, m - 1)].set(
-                jnp.where(last, basis[m - 1], q_next)
-            )
+            basis = basis.at[jnp.minimum(j + 1, m - 1)].set(jnp.where(last, basis[m - 1], q_next))
         return (basis, q_next, q, beta_used, alphas, betas, scale, restarts + breakdown)
 
     basis0 = jnp.zeros((m, d), dtype).at[0].set(v0) if store else None

@@ -100,10 +100,14 @@ class _Layout:
     def flatten(self, fn: str, name: str, x: Any, dtype: Any) -> Array:
         if self.treedef is None:
             if not jax.tree_util.treedef_is_leaf(jax.tree.structure(x)):
-                raise ValueError(f"{fn}: argument `{name}` must be an array of shape ({self.dim},); got a pytree")
+                raise ValueError(
+                    f"{fn}: argument `{name}` must be an array of shape ({self.dim},); got a pytree"
+                )
             arr = as_float_array(fn, name, x)
             if arr.shape != (self.dim,):
-                raise ValueError(f"{fn}: argument `{name}` must have shape ({self.dim},); got shape {arr.shape}")
+                raise ValueError(
+                    f"{fn}: argument `{name}` must have shape ({self.dim},); got shape {arr.shape}"
+                )
             return arr.astype(dtype)
         leaves, treedef = jax.tree.flatten(x)
         shapes = tuple(tuple(jnp.shape(a)) for a in leaves)
@@ -112,7 +116,9 @@ class _Layout:
                 f"{fn}: argument `{name}` must have the structure and leaf shapes of the gradients "
                 f"({self.treedef}, {self.shapes}); got ({treedef}, {shapes})"
             )
-        return jnp.concatenate([as_float_array(fn, name, a).astype(dtype).reshape(-1) for a in leaves])
+        return jnp.concatenate(
+            [as_float_array(fn, name, a).astype(dtype).reshape(-1) for a in leaves]
+        )
 
     def unflatten(self, v: Array) -> Any:
         if self.treedef is None:
@@ -120,7 +126,7 @@ class _Layout:
         out, start = [], 0
         for s in self.shapes:
             n = math.prod(s)
-            out.append(v[start:start + n].reshape(s))
+            out.append(v[start : start + n].reshape(s))
             start += n
         return jax.tree.unflatten(self.treedef, out)
 
@@ -130,13 +136,21 @@ def _stacked_to_matrix(fn: str, grads: Any) -> tuple[Array, _Layout]:
     if isinstance(grads, (jax.Array, jnp.ndarray)) or hasattr(grads, "__array__"):
         g = as_float_array(fn, "grads", grads)
         if g.ndim != 2 or g.shape[0] < 1 or g.shape[1] < 1:
-            raise ValueError(f"{fn}: argument `grads` must have shape (m, d) with m, d >= 1; got shape {g.shape}")
+            raise ValueError(
+                f"{fn}: argument `grads` must have shape (m, d) with m, d >= 1; got shape {g.shape}"
+            )
         return g, _Layout(None, (), g.shape[1])
     leaves, treedef = jax.tree.flatten(grads)
     if not leaves:
-        raise ValueError(f"{fn}: argument `grads` must be an (m, d) array or a non-empty pytree of stacked gradients")
+        raise ValueError(
+            f"{fn}: argument `grads` must be an (m, d) array or a non-empty pytree of stacked gradients"
+        )
     leaves = [as_float_array(fn, "grads", a) for a in leaves]
-    if any(a.ndim < 1 for a in leaves) or len({a.shape[0] for a in leaves}) != 1 or leaves[0].shape[0] < 1:
+    if (
+        any(a.ndim < 1 for a in leaves)
+        or len({a.shape[0] for a in leaves}) != 1
+        or leaves[0].shape[0] < 1
+    ):
         raise ValueError(
             f"{fn}: argument `grads` as a pytree must have leaves of shape (m, ...) with the same "
             f"m >= 1; got shapes {[a.shape for a in leaves]}"
@@ -195,8 +209,9 @@ class MFACInverse:
 
     # ---------------------------------------------------------------------------------------
     @classmethod
-    def from_gradients(cls, grads: ArrayLike | PyTree, damping: float | ArrayLike, *,
-                       block_size: int | None = None) -> MFACInverse:
+    def from_gradients(
+        cls, grads: ArrayLike | PyTree, damping: float | ArrayLike, *, block_size: int | None = None
+    ) -> MFACInverse:
         r"""Precompute :math:`F^{-1}` from ``m`` gradients in :math:`O(dm^2 + m^3)`.
 
         .. math::
@@ -224,11 +239,15 @@ class MFACInverse:
         if isinstance(damping, (int, float)):
             check_positive(fn, "damping", damping)
         if block_size is not None and (not isinstance(block_size, int) or block_size < 1):
-            raise ValueError(f"{fn}: argument `block_size` must be None or an int >= 1; got {block_size!r}")
+            raise ValueError(
+                f"{fn}: argument `block_size` must be None or an int >= 1; got {block_size!r}"
+            )
         m, d = g.shape
         b = d if block_size is None else min(block_size, d)
         nb = -(-d // b)
-        gb = jnp.pad(g, ((0, 0), (0, nb * b - d))).reshape(m, nb, b).transpose(1, 0, 2)  # (nb, m, b)
+        gb = (
+            jnp.pad(g, ((0, 0), (0, nb * b - d))).reshape(m, nb, b).transpose(1, 0, 2)
+        )  # (nb, m, b)
         adt = algebra_dtype(g.dtype)
         damp = jnp.asarray(damping, g.dtype)
         gram = jnp.einsum("kib,kjb->kij", gb, gb).astype(adt)
@@ -295,7 +314,9 @@ class MFACInverse:
         diag = (1.0 - jnp.sum(self.factor**2, axis=-2)) / self.damping
         return self._unblocks(w**2 / (2.0 * diag))
 
-    def obs_update(self, weights: ArrayLike | PyTree, indices: ArrayLike) -> tuple[Array | PyTree, Array]:
+    def obs_update(
+        self, weights: ArrayLike | PyTree, indices: ArrayLike
+    ) -> tuple[Array | PyTree, Array]:
         r"""Joint OBS correction for removing the weights ``indices`` at once.
 
         With :math:`E_Q` the ``d x k`` selection of the coordinates :math:`Q` = ``indices``:
@@ -323,7 +344,9 @@ class MFACInverse:
         w = self._blocks(fn, "weights", weights)
         idx = jnp.asarray(indices)
         if idx.ndim != 1 or not jnp.issubdtype(idx.dtype, jnp.integer):
-            raise TypeError(f"{fn}: argument `indices` must be a 1-D integer array; got {idx.dtype} {idx.shape}")
+            raise TypeError(
+                f"{fn}: argument `indices` must be a 1-D integer array; got {idx.dtype} {idx.shape}"
+            )
         nb, m, b = self.factor.shape
         blk, pos = idx // b, idx % b
         qcols = self.factor[blk, :, pos]  # (k, m): column pos of block blk's Q

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, PyTree
+from geomjax._core import PyTree
 from geomjax._core._tree_linalg import tree_vdot  # noqa: F401  (re-exported for the curvature modules)
 
 

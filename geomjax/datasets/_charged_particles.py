@@ -223,17 +223,44 @@ def _initial_conditions(key, n_particles, dim, loc_std, vel_norm, dtype):
 @functools.partial(
     jax.jit,
     static_argnames=(
-        "n_samples", "n_particles", "dim", "n_steps", "save_every", "dt", "loc_std",
-        "vel_norm", "interaction_strength", "max_force", "dtype",
+        "n_samples",
+        "n_particles",
+        "dim",
+        "n_steps",
+        "save_every",
+        "dt",
+        "loc_std",
+        "vel_norm",
+        "interaction_strength",
+        "max_force",
+        "dtype",
     ),
 )
-def _charged_particles(key, n_samples, n_particles, dim, n_steps, save_every, dt, loc_std,
-                       vel_norm, interaction_strength, max_force, dtype):
+def _charged_particles(
+    key,
+    n_samples,
+    n_particles,
+    dim,
+    n_steps,
+    save_every,
+    dt,
+    loc_std,
+    vel_norm,
+    interaction_strength,
+    max_force,
+    dtype,
+):
     def one(k):
         loc0, vel0, q = _initial_conditions(k, n_particles, dim, loc_std, vel_norm, dtype)
         loc, vel = simulate_charged_particles(
-            loc0, vel0, q, n_steps=n_steps, save_every=save_every, dt=dt,
-            interaction_strength=interaction_strength, max_force=max_force,
+            loc0,
+            vel0,
+            q,
+            n_steps=n_steps,
+            save_every=save_every,
+            dt=dt,
+            interaction_strength=interaction_strength,
+            max_force=max_force,
         )
         return loc, vel, q
 
@@ -304,8 +331,13 @@ def charged_particles(
       Interacting Systems", ICML 2018. arXiv:1802.04687.
     """
     fn = "charged_particles"
-    for name, value in (("n_samples", n_samples), ("n_particles", n_particles), ("dim", dim),
-                        ("n_steps", n_steps), ("save_every", save_every)):
+    for name, value in (
+        ("n_samples", n_samples),
+        ("n_particles", n_particles),
+        ("dim", dim),
+        ("n_steps", n_steps),
+        ("save_every", save_every),
+    ):
         _check_int(fn, name, value)
     if n_steps < save_every:
         raise ValueError(
@@ -321,8 +353,18 @@ def charged_particles(
         raise TypeError(f"{fn}: argument `dtype` must be a float dtype; got {dtype}")
     std = float(loc_std) * (n_particles / 5.0) ** (1.0 / 3.0)
     return _charged_particles(
-        key, int(n_samples), int(n_particles), int(dim), int(n_steps), int(save_every),
-        float(dt), std, float(vel_norm), float(interaction_strength), float(max_force), dtype,
+        key,
+        int(n_samples),
+        int(n_particles),
+        int(dim),
+        int(n_steps),
+        int(save_every),
+        float(dt),
+        std,
+        float(vel_norm),
+        float(interaction_strength),
+        float(max_force),
+        dtype,
     )
 
 

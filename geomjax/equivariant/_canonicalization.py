@@ -163,7 +163,9 @@ def _check_frame(fn: str, points: Array, frame: ArrayLike, translation: ArrayLik
     return frame, translation
 
 
-def canonicalize(points: ArrayLike, frame: ArrayLike, translation: ArrayLike | None = None) -> Array:
+def canonicalize(
+    points: ArrayLike, frame: ArrayLike, translation: ArrayLike | None = None
+) -> Array:
     r"""Express points in a frame: :math:`R^\top (x_i - t)` for every row.
 
     .. math::
@@ -382,8 +384,6 @@ def canonicalizer_vectors(
     w = (w - safe_div(weights @ w, count)) * weights[:, None]
     vectors = safe_div(w.T @ r, count)
     return vectors, t
-
-
 
 
 def canonicalizer_frame(

@@ -326,8 +326,7 @@ def deep_sets(
     x, node_mask = _check_set(fn, x, node_mask)
     if not isinstance(params, dict) or "phi" not in params or "rho" not in params:
         raise TypeError(
-            f"{fn}: argument `params` must be a dict with keys 'phi' and 'rho' "
-            "(see init_deep_sets)"
+            f"{fn}: argument `params` must be a dict with keys 'phi' and 'rho' (see init_deep_sets)"
         )
     phi, rho = params["phi"], params["rho"]
     if not phi or not rho or jnp.shape(phi[0]["w"])[0] != x.shape[1]:

@@ -45,7 +45,9 @@ def _layer_specs(prefix, f, a, hdim, o, attention, velocity, coord_gain) -> list
     def linear(path, fan_in, fan_out, *, bias=True, gain=None):
         w, b = path
         if gain is not None:
-            specs.append((prefix + w, (fan_in, fan_out), gain * math.sqrt(6.0 / (fan_in + fan_out))))
+            specs.append(
+                (prefix + w, (fan_in, fan_out), gain * math.sqrt(6.0 / (fan_in + fan_out)))
+            )
             return
         bound = 1.0 / math.sqrt(fan_in)
         specs.append((prefix + w, (fan_in, fan_out), bound))
@@ -282,7 +284,9 @@ def egnn_layer(
                 f"{fn}: argument `edge_attr` must have shape ({e}, {a}); got {edge_attr.shape}"
             )
     elif edge_attr is not None and jnp.shape(edge_attr) != (e, 0):
-        raise ValueError(f"{fn}: the params take no edge attributes; got `edge_attr` {jnp.shape(edge_attr)}")
+        raise ValueError(
+            f"{fn}: the params take no edge attributes; got `edge_attr` {jnp.shape(edge_attr)}"
+        )
     has_vel = "vel_mlp" in params
     if has_vel != (v is not None):
         raise ValueError(
@@ -409,8 +413,16 @@ def init_egnn(
         (("embedding_out", "b"), (fout,), bound_out),
     ]
     for i in range(n_layers):
-        specs += _layer_specs(("layers", i), hdim, edge_dim, hdim, hdim, bool(attention),
-                              bool(velocity), float(coord_gain))
+        specs += _layer_specs(
+            ("layers", i),
+            hdim,
+            edge_dim,
+            hdim,
+            hdim,
+            bool(attention),
+            bool(velocity),
+            float(coord_gain),
+        )
     params = _draw(key, tuple(specs), jnp.dtype(dtype))
     params["layers"] = [params["layers"][i] for i in range(n_layers)]
     return params
@@ -490,9 +502,18 @@ def egnn(
         )
     hh = h @ emb_in["w"] + emb_in["b"]
     options = dict(
-        edge_attr=edge_attr, edge_mask=edge_mask, node_mask=node_mask, v=v, residual=residual,
-        normalize=normalize, epsilon=epsilon, tanh=tanh, coords_range=coords_range,
-        coords_agg=coords_agg, clamp=clamp, act=act,
+        edge_attr=edge_attr,
+        edge_mask=edge_mask,
+        node_mask=node_mask,
+        v=v,
+        residual=residual,
+        normalize=normalize,
+        epsilon=epsilon,
+        tanh=tanh,
+        coords_range=coords_range,
+        coords_agg=coords_agg,
+        clamp=clamp,
+        act=act,
     )
     for layer in layers:
         hh, x = egnn_layer(layer, hh, x, senders, receivers, **options)

@@ -40,7 +40,9 @@ def _check_count(fn: str, name: str, value, *, allow_zero: bool = False) -> int:
     return value
 
 
-def _prepare(fn: str, data: ArrayLike, segment_ids: ArrayLike, num_segments, mask, *, floating=True):
+def _prepare(
+    fn: str, data: ArrayLike, segment_ids: ArrayLike, num_segments, mask, *, floating=True
+):
     """Validate; return ``data``, ids with masked entries sent out of range, the mask (or None)."""
     num_segments = _check_count(fn, "num_segments", num_segments)
     data = as_float_array(fn, "data", data) if floating else jnp.asarray(data)
@@ -415,7 +417,9 @@ def batch_graphs(
         nm_list = _as_list(fn, "node_mask", node_mask, b)
     for i in range(b):
         if em_list[i].shape != s_list[i].shape or em_list[i].dtype != jnp.bool_:
-            raise ValueError(f"{fn}: graph {i}: `edge_mask` must be boolean of shape {s_list[i].shape}")
+            raise ValueError(
+                f"{fn}: graph {i}: `edge_mask` must be boolean of shape {s_list[i].shape}"
+            )
         if nm_list[i].shape != (sizes[i],) or nm_list[i].dtype != jnp.bool_:
             raise ValueError(f"{fn}: graph {i}: `node_mask` must be boolean of shape ({sizes[i]},)")
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)

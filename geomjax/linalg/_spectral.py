@@ -150,7 +150,11 @@ def _second_order_half(lam: Array, f1: Array, g: Array, a: Array, b: Array) -> A
 
 
 def spectral_fn(
-    f: ScalarFn, df: ScalarFn | None = None, *, dd: DividedDifference | None = None, name: str = "spectral_fn"
+    f: ScalarFn,
+    df: ScalarFn | None = None,
+    *,
+    dd: DividedDifference | None = None,
+    name: str = "spectral_fn",
 ) -> Callable[[ArrayLike], Array]:
     """Build the matrix function ``X -> U f(Lambda) U^T`` on symmetric matrices from a scalar ``f``.
 

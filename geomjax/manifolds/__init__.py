@@ -4,7 +4,12 @@ from geomjax.manifolds._base import Manifold
 from geomjax.manifolds._euclidean import Euclidean
 from geomjax.manifolds._grassmann import Grassmann
 from geomjax.manifolds._loki import loki_predict, loki_scores
-from geomjax.manifolds._lorentz import Lorentz, lorentz_to_poincare, minkowski_inner, poincare_to_lorentz
+from geomjax.manifolds._lorentz import (
+    Lorentz,
+    lorentz_to_poincare,
+    minkowski_inner,
+    poincare_to_lorentz,
+)
 from geomjax.manifolds._mean import FrechetMeanResult, frechet_mean
 from geomjax.manifolds._poincare import PoincareBall, mobius_add, mobius_matvec, mobius_scalar_mul
 from geomjax.manifolds._product import Product

@@ -32,7 +32,9 @@ class Euclidean(Manifold):
     def __post_init__(self):
         shape = (self.shape,) if isinstance(self.shape, int) else tuple(self.shape)
         if any((not isinstance(s, int)) or s < 1 for s in shape):
-            raise ValueError(f"Euclidean: argument `shape` must hold positive ints; got {self.shape!r}")
+            raise ValueError(
+                f"Euclidean: argument `shape` must hold positive ints; got {self.shape!r}"
+            )
         object.__setattr__(self, "shape", shape)
 
     @property

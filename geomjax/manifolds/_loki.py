@@ -36,7 +36,9 @@ def _distance_matrix(fn: str, probs: Array, labels, metric, candidates) -> Array
     if cands.ndim != points.ndim or cands.shape[1:] != points.shape[1:] or cands.shape[0] < 1:
         raise ValueError(
             f"{fn}: argument `candidates` must be a stack of points shaped like the labels, "
-            f"(m, {', '.join(map(str, points.shape[1:]))}); got shape {cands.shape}".replace(", )", ")")
+            f"(m, {', '.join(map(str, points.shape[1:]))}); got shape {cands.shape}".replace(
+                ", )", ")"
+            )
         )
     return jax.vmap(lambda y: jax.vmap(lambda lab: metric.dist(y, lab))(points))(cands)
 
@@ -44,7 +46,9 @@ def _distance_matrix(fn: str, probs: Array, labels, metric, candidates) -> Array
 def _scores(fn: str, probs, labels, metric, candidates) -> Array:
     p = as_float_array(fn, "probs", probs)
     if p.ndim != 1 or p.shape[0] < 1:
-        raise ValueError(f"{fn}: argument `probs` must have shape (K,), K >= 1; got shape {p.shape}")
+        raise ValueError(
+            f"{fn}: argument `probs` must have shape (K,), K >= 1; got shape {p.shape}"
+        )
     dist = _distance_matrix(fn, p, labels, metric, candidates)
     dtype = jnp.result_type(p, dist)
     return (dist.astype(dtype) ** 2) @ p.astype(dtype)

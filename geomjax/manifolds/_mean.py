@@ -179,7 +179,9 @@ def frechet_mean(
     """
     fn = "frechet_mean"
     if not isinstance(manifold, Manifold):
-        raise TypeError(f"{fn}: argument `manifold` must be a Manifold; got {type(manifold).__name__}")
+        raise TypeError(
+            f"{fn}: argument `manifold` must be a Manifold; got {type(manifold).__name__}"
+        )
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise ValueError(f"{fn}: argument `max_iter` must be a positive int; got {max_iter!r}")
     if isinstance(tol, numbers.Real) and not tol >= 0:
@@ -226,7 +228,9 @@ def frechet_mean(
         )
     if axis_name is not None:
         is_first = jax.lax.axis_index(axis_name) == 0
-        x0 = psum_if(jax.tree.map(lambda a: jnp.where(is_first, a, jnp.zeros_like(a)), x0), axis_name)
+        x0 = psum_if(
+            jax.tree.map(lambda a: jnp.where(is_first, a, jnp.zeros_like(a)), x0), axis_name
+        )
 
     def mean_tangent(x):
         logs = jax.vmap(manifold.log, in_axes=(None, 0))(x, points)

@@ -68,7 +68,9 @@ class Product(Manifold):
             )
         ms = tuple(ms)
         if not ms:
-            raise ValueError("Product: argument `manifolds` must hold at least one manifold; got ()")
+            raise ValueError(
+                "Product: argument `manifolds` must hold at least one manifold; got ()"
+            )
         for i, m in enumerate(ms):
             if not isinstance(m, Manifold):
                 raise TypeError(
@@ -82,8 +84,10 @@ class Product(Manifold):
         """Check that ``x`` is a tuple/list with one entry per factor; return it as a tuple."""
         k = len(self.manifolds)
         if not isinstance(x, (tuple, list)) or len(x) != k:
-            got = f"{type(x).__name__} of length {len(x)}" if isinstance(x, (tuple, list)) else (
-                f"{type(x).__name__} with shape {jnp.shape(x)}"
+            got = (
+                f"{type(x).__name__} of length {len(x)}"
+                if isinstance(x, (tuple, list))
+                else (f"{type(x).__name__} with shape {jnp.shape(x)}")
             )
             raise ValueError(
                 f"Product: argument `{name}` must be a tuple with one entry per factor "
@@ -135,9 +139,7 @@ class Product(Manifold):
         return self._map(lambda m, xi, ui: m.retr(xi, ui), ("x", x), ("u", u))
 
     def transp(self, x: PyTree, y: PyTree, u: PyTree) -> tuple:
-        return self._map(
-            lambda m, xi, yi, ui: m.transp(xi, yi, ui), ("x", x), ("y", y), ("u", u)
-        )
+        return self._map(lambda m, xi, yi, ui: m.transp(xi, yi, ui), ("x", x), ("y", y), ("u", u))
 
     def dist(self, x: PyTree, y: PyTree) -> Array:
         r"""``sqrt(sum_i d_i(x_i, y_i)^2)``, with a zero (not NaN) derivative at ``x = y``."""

@@ -36,7 +36,6 @@ from geomjax._core import (
 )
 from geomjax.manifolds._base import Manifold
 
-
 # -- helpers ---------------------------------------------------------------------------------
 _arr = as_float_array_of_shape
 
@@ -95,13 +94,12 @@ def _coef_c(t2: Array) -> Array:
 
 def _coef_d(t2: Array) -> Array:
     """``(1 - (theta/2) cot(theta/2)) / theta^2`` (finite for ``theta < 2 pi``)."""
+
     def closed(t):
         h = 0.5 * t
         return (1.0 - h * jnp.cos(h) / jnp.sin(h)) / (t * t)
 
-    return _series_or_closed(
-        t2, (1 / 12, 1 / 720, 1 / 30240, 1 / 1209600), closed, _thr(t2.dtype)
-    )
+    return _series_or_closed(t2, (1 / 12, 1 / 720, 1 / 30240, 1 / 1209600), closed, _thr(t2.dtype))
 
 
 # _HAT_BASIS[i, j, k] = -epsilon_ijk, so hat(w) = _HAT_BASIS . w and, for any m,

@@ -38,7 +38,9 @@ def _whiten_pair(x: Array, y: Array) -> tuple[Array, Array]:
 def _sqdist_value_svd(x: Array, y: Array) -> Array:
     """``sum (2 log sigma_i(B))^2`` with ``B = L_X^{-1} L_Y`` (two Cholesky factors, one
     triangular solve, singular values)."""
-    b = jax.scipy.linalg.solve_triangular(jnp.linalg.cholesky(x), jnp.linalg.cholesky(y), lower=True)
+    b = jax.scipy.linalg.solve_triangular(
+        jnp.linalg.cholesky(x), jnp.linalg.cholesky(y), lower=True
+    )
     s = jnp.linalg.svd(b, compute_uv=False)
     return jnp.sum((2.0 * jnp.log(jnp.maximum(s, jnp.finfo(s.dtype).tiny))) ** 2)
 
@@ -377,7 +379,9 @@ def _cg_limits(n: int, dtype) -> tuple[int, float]:
 
 
 @jax.custom_jvp
-def _implicit_mean(s: Array, chol: Array, loglam: Array, u: Array, points: Array, w: Array) -> Array:
+def _implicit_mean(
+    s: Array, chol: Array, loglam: Array, u: Array, points: Array, w: Array
+) -> Array:
     """The converged mean ``S* = L L^T`` (``s``, ``chol``; whitened points ``U diag(e^loglam) U^T``),
     with the implicit-function derivative in ``points`` and ``w`` (the other arguments are
     ``stop_gradient``-ed iterates; their tangents are ignored)."""

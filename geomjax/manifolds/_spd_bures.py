@@ -107,7 +107,9 @@ def bures_wasserstein_sqdist(a: ArrayLike, b: ArrayLike) -> Array:
     b = as_float_array(fn, "b", b)
     check_square(fn, "a", a)
     if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"{fn}: arguments `a` and `b` must both have shape (n, n); got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"{fn}: arguments `a` and `b` must both have shape (n, n); got {a.shape} and {b.shape}"
+        )
     return _sqdist(a, b)
 
 
@@ -237,7 +239,9 @@ class SPDBuresWasserstein(SPDBase):
         return _sqrt_or_zero(bures_wasserstein_sqdist(x, y), jnp.trace(x) + jnp.trace(y))
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
-        return _transport_from_identity(jnp.asarray(y), _transport_to_identity(jnp.asarray(x), jnp.asarray(u)))
+        return _transport_from_identity(
+            jnp.asarray(y), _transport_to_identity(jnp.asarray(x), jnp.asarray(u))
+        )
 
     def mean(
         self,
@@ -293,7 +297,9 @@ def _check_metric_matrix(cls: str, m):
     if isinstance(m, (np.ndarray, jax.Array)) and not isinstance(m, jax.core.Tracer):
         m = as_float_array(cls, "M", m)
         if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 1:
-            raise ValueError(f"{cls}: argument `M` must be an SPD matrix of shape (n, n); got shape {m.shape}")
+            raise ValueError(
+                f"{cls}: argument `M` must be an SPD matrix of shape (n, n); got shape {m.shape}"
+            )
     return m
 
 
@@ -337,7 +343,9 @@ class SPDGeneralizedBuresWasserstein(SPDBase):
     M: Array
 
     def __post_init__(self):
-        object.__setattr__(self, "M", _check_metric_matrix("SPDGeneralizedBuresWasserstein", self.M))
+        object.__setattr__(
+            self, "M", _check_metric_matrix("SPDGeneralizedBuresWasserstein", self.M)
+        )
 
     @property
     def size(self) -> int:
@@ -369,7 +377,9 @@ class SPDGeneralizedBuresWasserstein(SPDBase):
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
         # <G, V>_F = <G~, phi(V)>_F with G~ = M^1/2 G M^1/2 = phi^{-1}(G).
         x = jnp.asarray(x)
-        return self._phi_inv(self._bw().egrad_to_rgrad(self._phi(x), self._phi_inv(sym(jnp.asarray(g)))))
+        return self._phi_inv(
+            self._bw().egrad_to_rgrad(self._phi(x), self._phi_inv(sym(jnp.asarray(g))))
+        )
 
     def exp(self, x: ArrayLike, u: ArrayLike) -> Array:
         return self._phi_inv(self._bw().exp(self._phi(jnp.asarray(x)), self._phi(jnp.asarray(u))))
@@ -382,7 +392,9 @@ class SPDGeneralizedBuresWasserstein(SPDBase):
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
         x, y = jnp.asarray(x), jnp.asarray(y)
-        return self._phi_inv(self._bw().transp(self._phi(x), self._phi(y), self._phi(jnp.asarray(u))))
+        return self._phi_inv(
+            self._bw().transp(self._phi(x), self._phi(y), self._phi(jnp.asarray(u)))
+        )
 
     def mean(
         self,

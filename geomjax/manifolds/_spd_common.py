@@ -149,7 +149,9 @@ class SPDBase(Manifold):
         raise NotImplementedError
 
 
-def check_stack(fn: str, points: ArrayLike, n: int, weights: ArrayLike | None) -> tuple[Array, Array]:
+def check_stack(
+    fn: str, points: ArrayLike, n: int, weights: ArrayLike | None
+) -> tuple[Array, Array]:
     """Validate a stack ``(k, n, n)`` and weights ``(k,)``; return them with weights summing to 1."""
     points = as_float_array(fn, "points", points)
     if points.ndim != 3 or points.shape[1:] != (n, n) or points.shape[0] < 1:
@@ -163,7 +165,9 @@ def check_stack(fn: str, points: ArrayLike, n: int, weights: ArrayLike | None) -
     else:
         w = as_float_array(fn, "weights", weights)
         if w.shape != (k,):
-            raise ValueError(f"{fn}: argument `weights` must have shape ({k},); got shape {w.shape}")
+            raise ValueError(
+                f"{fn}: argument `weights` must have shape ({k},); got shape {w.shape}"
+            )
         w = w.astype(points.dtype)
         w = w / jnp.sum(w)
     return points, w
@@ -229,7 +233,9 @@ def closed_form_mean(manifold: Manifold, mean: Array, points: Array, w: Array) -
     """Wrap a closed-form mean with its measured gradient norm (0 up to round-off)."""
     logs = jax.vmap(manifold.log, in_axes=(None, 0))(mean, points)
     g = manifold.norm(mean, jnp.tensordot(w, logs, axes=1))
-    return FrechetMeanResult(mean=mean, converged=jnp.asarray(True), n_iters=jnp.zeros((), jnp.int32), grad_norm=g)
+    return FrechetMeanResult(
+        mean=mean, converged=jnp.asarray(True), n_iters=jnp.zeros((), jnp.int32), grad_norm=g
+    )
 
 
 def karcher_flow(
@@ -251,6 +257,7 @@ def karcher_flow(
     Alvarez-Esteban fixed-point step; for flat metrics (log-Euclidean, log-Cholesky) one step
     from any start gives the exact mean.
     """
+
     def evaluate(s):
         logs = jax.vmap(manifold.log, in_axes=(None, 0))(s, points)
         v = psum_if(jnp.tensordot(weights, logs, axes=1), axis_name)

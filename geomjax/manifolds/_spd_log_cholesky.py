@@ -86,7 +86,9 @@ class SPDLogCholesky(SPDBase):
 
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
         chol = jnp.linalg.cholesky(jnp.asarray(x))
-        return self._chol_inner(chol, _chol_tangent(chol, jnp.asarray(u)), _chol_tangent(chol, jnp.asarray(v)))
+        return self._chol_inner(
+            chol, _chol_tangent(chol, jnp.asarray(u)), _chol_tangent(chol, jnp.asarray(v))
+        )
 
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
         # <G, L A^T + A L^T>_F = <2 G L, A>_F; match it with the metric on A.

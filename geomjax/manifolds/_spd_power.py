@@ -19,11 +19,15 @@ def _check_theta(theta):
         raise TypeError(f"PowerDeformed: argument `theta` must be a non-zero float; got {theta!r}")
     if isinstance(theta, (int, float)):
         if theta == 0:
-            raise ValueError("PowerDeformed: argument `theta` must be non-zero (theta -> 0 is the log-Euclidean limit)")
+            raise ValueError(
+                "PowerDeformed: argument `theta` must be non-zero (theta -> 0 is the log-Euclidean limit)"
+            )
         return float(theta)
     if isinstance(theta, (np.ndarray, jax.Array)) and not isinstance(theta, jax.core.Tracer):
         if np.ndim(theta) != 0:
-            raise ValueError(f"PowerDeformed: argument `theta` must be a scalar; got shape {np.shape(theta)}")
+            raise ValueError(
+                f"PowerDeformed: argument `theta` must be a scalar; got shape {np.shape(theta)}"
+            )
         if not np.all(np.asarray(theta) != 0):
             raise ValueError("PowerDeformed: argument `theta` must be non-zero")
     return theta
@@ -119,7 +123,10 @@ class PowerDeformed(SPDBase):
         x = jnp.asarray(x)
         t = self._theta(x)
         px = self._phi(x)
-        return self.metric.inner(px, self._dphi(x, jnp.asarray(u)), self._dphi(x, jnp.asarray(v))) / t**2
+        return (
+            self.metric.inner(px, self._dphi(x, jnp.asarray(u)), self._dphi(x, jnp.asarray(v)))
+            / t**2
+        )
 
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
         x = jnp.asarray(x)

@@ -275,9 +275,7 @@ class Stiefel(Manifold):
         if tol is None:
             tol = 100.0 * float(np.sqrt(self.p)) * eps(dtype)
         if not tol > 0:
-            raise ValueError(
-                f"Stiefel.log_with_info: argument `tol` must be positive; got {tol!r}"
-            )
+            raise ValueError(f"Stiefel.log_with_info: argument `tol` must be positive; got {tol!r}")
         v, converged, n_iters, error = _log_core(self, method, int(max_iter), float(tol), x, y)
         return Solution(v, converged, n_iters, error)
 
@@ -334,9 +332,20 @@ class Stiefel(Manifold):
 
 # Pade(13, 13) coefficients and the 1-norm bound theta_13 of Higham (2005), Table 2.3.
 _PADE13 = (
-    64764752532480000.0, 32382376266240000.0, 7771770303897600.0, 1187353796428800.0,
-    129060195264000.0, 10559470521600.0, 670442572800.0, 33522128640.0, 1323241920.0,
-    40840800.0, 960960.0, 16380.0, 182.0, 1.0,
+    64764752532480000.0,
+    32382376266240000.0,
+    7771770303897600.0,
+    1187353796428800.0,
+    129060195264000.0,
+    10559470521600.0,
+    670442572800.0,
+    33522128640.0,
+    1323241920.0,
+    40840800.0,
+    960960.0,
+    16380.0,
+    182.0,
+    1.0,
 )
 _THETA13 = 5.371920351148152
 _MAX_SQUARINGS = 32
@@ -367,7 +376,6 @@ def _expm(a: Array) -> Array:
     v = a6 @ (b[12] * a6 + b[10] * a4 + b[8] * a2) + b[6] * a6 + b[4] * a4 + b[2] * a2 + b[0] * eye
     r = jnp.linalg.solve(v - u, v + u)
     return jax.lax.fori_loop(0, _MAX_SQUARINGS, lambda i, r: jnp.where(i < s, r @ r, r), r)
-
 
 
 def _exp_embedded(x: Array, u: Array) -> Array:

@@ -21,11 +21,19 @@ def _values(tree):
 class _EGNNOptions:
     """Per-layer options of :func:`~geomjax.equivariant._egnn.egnn_layer`, stored as static fields."""
 
-    def _set_options(self, residual, normalize, epsilon, tanh, coords_range, coords_agg, clamp, act):
+    def _set_options(
+        self, residual, normalize, epsilon, tanh, coords_range, coords_agg, clamp, act
+    ):
         check_option(type(self).__name__, "coords_agg", coords_agg, ("mean", "sum"))
         self.options = dict(
-            residual=residual, normalize=normalize, epsilon=epsilon, tanh=tanh,
-            coords_range=coords_range, coords_agg=coords_agg, clamp=clamp, act=act,
+            residual=residual,
+            normalize=normalize,
+            epsilon=epsilon,
+            tanh=tanh,
+            coords_range=coords_range,
+            coords_agg=coords_agg,
+            clamp=clamp,
+            act=act,
         )
 
 
@@ -84,8 +92,15 @@ class EGNNLayer(nnx.Module, _EGNNOptions):
     ):
         self._set_options(residual, normalize, epsilon, tanh, coords_range, coords_agg, clamp, act)
         params = init_egnn_layer(
-            rngs.params(), node_dim, edge_dim, hidden_dim, out_dim=out_dim, attention=attention,
-            velocity=velocity, coord_gain=coord_gain, dtype=param_dtype,
+            rngs.params(),
+            node_dim,
+            edge_dim,
+            hidden_dim,
+            out_dim=out_dim,
+            attention=attention,
+            velocity=velocity,
+            coord_gain=coord_gain,
+            dtype=param_dtype,
         )
         self.params = nnx.data(jax.tree.map(nnx.Param, params))
 
@@ -103,8 +118,16 @@ class EGNNLayer(nnx.Module, _EGNNOptions):
     ) -> tuple[Array, Array]:
         """``(h', x')`` for node features ``h (N, F)`` and positions ``x (N, d)``."""
         return egnn_layer(
-            _values(self.params), h, x, senders, receivers, edge_attr=edge_attr,
-            edge_mask=edge_mask, node_mask=node_mask, v=v, **self.options,
+            _values(self.params),
+            h,
+            x,
+            senders,
+            receivers,
+            edge_attr=edge_attr,
+            edge_mask=edge_mask,
+            node_mask=node_mask,
+            v=v,
+            **self.options,
         )
 
 
@@ -168,8 +191,15 @@ class EGNN(nnx.Module, _EGNNOptions):
     ):
         self._set_options(residual, normalize, epsilon, tanh, coords_range, coords_agg, clamp, act)
         params = init_egnn(
-            rngs.params(), in_node_dim, hidden_dim, out_node_dim, edge_dim=edge_dim,
-            n_layers=n_layers, attention=attention, velocity=velocity, coord_gain=coord_gain,
+            rngs.params(),
+            in_node_dim,
+            hidden_dim,
+            out_node_dim,
+            edge_dim=edge_dim,
+            n_layers=n_layers,
+            attention=attention,
+            velocity=velocity,
+            coord_gain=coord_gain,
             dtype=param_dtype,
         )
         self.params = nnx.data(jax.tree.map(nnx.Param, params))
@@ -188,6 +218,14 @@ class EGNN(nnx.Module, _EGNNOptions):
     ) -> tuple[Array, Array]:
         """``(h_out, x_out)`` for node features ``h (N, in_node_dim)`` and positions ``x (N, d)``."""
         return egnn(
-            _values(self.params), h, x, senders, receivers, edge_attr=edge_attr,
-            edge_mask=edge_mask, node_mask=node_mask, v=v, **self.options,
+            _values(self.params),
+            h,
+            x,
+            senders,
+            receivers,
+            edge_attr=edge_attr,
+            edge_mask=edge_mask,
+            node_mask=node_mask,
+            v=v,
+            **self.options,
         )

@@ -41,7 +41,11 @@ class _StaticManifold:
         try:
             arrays = [np.asarray(leaf) for leaf in leaves]
             self._key = (treedef, tuple((a.dtype.str, a.shape, a.tobytes()) for a in arrays))
-        except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        except (
+            TypeError,
+            jax.errors.ConcretizationTypeError,
+            jax.errors.TracerArrayConversionError,
+        ):
             # traced leaves (manifold built under a transform): fall back to identity
             self._key = ("id", id(manifold))
 
@@ -109,7 +113,7 @@ class ManifoldParam(nnx.Param):
         static = _as_static(fn, manifold)
         shape = tuple(getattr(value, "shape", np.shape(value)))
         ps = tuple(static.manifold.point_shape)
-        if len(shape) < len(ps) or shape[len(shape) - len(ps):] != ps:
+        if len(shape) < len(ps) or shape[len(shape) - len(ps) :] != ps:
             raise ValueError(
                 f"{fn}: argument `value` must have shape batch_shape + {ps} for "
                 f"{type(static.manifold).__name__}; got shape {shape}"
@@ -159,5 +163,9 @@ def manifold_tree(module_or_state: nnx.Module | PyTree, wrt: Any = nnx.Param) ->
       >>> manifold_tree(state)["a"]
       Euclidean(shape=(3,))
     """
-    state = nnx.state(module_or_state, wrt) if isinstance(module_or_state, nnx.Module) else module_or_state
+    state = (
+        nnx.state(module_or_state, wrt)
+        if isinstance(module_or_state, nnx.Module)
+        else module_or_state
+    )
     return jax.tree.map(_manifold_of, state, is_leaf=lambda v: isinstance(v, nnx.Variable))

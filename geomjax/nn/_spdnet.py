@@ -139,11 +139,18 @@ class SPDBatchNorm(nnx.Module):
         spd = SPDAffineInvariant(n)
         self.n = n
         self.metric_name = metric
-        self.momentum, self.eps, self.mean_iter, self.axis_name = momentum, eps, mean_iter, axis_name
+        self.momentum, self.eps, self.mean_iter, self.axis_name = (
+            momentum,
+            eps,
+            mean_iter,
+            axis_name,
+        )
         self.use_running_average = use_running_average
         self.bias = ManifoldParam(jnp.eye(n, dtype=param_dtype), manifold=spd)
         self.scale = nnx.Param(jnp.asarray(scale_init, param_dtype))
-        self.M = ManifoldParam(jnp.eye(n, dtype=param_dtype), manifold=spd) if metric == "gbw" else None
+        self.M = (
+            ManifoldParam(jnp.eye(n, dtype=param_dtype), manifold=spd) if metric == "gbw" else None
+        )
         self.theta = nnx.Param(jnp.asarray(theta, param_dtype)) if theta is not None else None
         state = rbn_init(n, param_dtype)
         self.running_mean = nnx.BatchStat(state.running_mean)
@@ -167,8 +174,16 @@ class SPDBatchNorm(nnx.Module):
         metric = self.geometry()
         training = not self.use_running_average
         y, new = riemannian_batch_norm(
-            x, state, metric, bias=self.bias[...], scale=self.scale[...], training=training,
-            momentum=self.momentum, eps=self.eps, mean_iter=self.mean_iter, axis_name=self.axis_name,
+            x,
+            state,
+            metric,
+            bias=self.bias[...],
+            scale=self.scale[...],
+            training=training,
+            momentum=self.momentum,
+            eps=self.eps,
+            mean_iter=self.mean_iter,
+            axis_name=self.axis_name,
         )
         if training:
             self.running_mean[...] = new.running_mean

@@ -64,9 +64,13 @@ class AdaHessianState(NamedTuple):
 # --------------------------------------------------------------------------------------------
 
 
-def _check_float_range(fn: str, name: str, value: Any, lo: float, hi: float, hi_closed: bool) -> None:
+def _check_float_range(
+    fn: str, name: str, value: Any, lo: float, hi: float, hi_closed: bool
+) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{fn}: argument `{name}` must be a Python number; got {type(value).__name__}")
+        raise TypeError(
+            f"{fn}: argument `{name}` must be a Python number; got {type(value).__name__}"
+        )
     ok = lo <= value <= hi if hi_closed else lo <= value < hi
     if not ok:
         rb = "]" if hi_closed else ")"
@@ -105,7 +109,9 @@ def _normalize_axes(fn: str, axes: Any, x: Array, where: str) -> tuple[int, ...]
             )
         out.append(a % ndim)
     if len(set(out)) != len(out):
-        raise ValueError(f"{fn}: argument `spatial_axes` repeats an axis for the leaf at {where}: {axes!r}")
+        raise ValueError(
+            f"{fn}: argument `spatial_axes` repeats an axis for the leaf at {where}: {axes!r}"
+        )
     return tuple(sorted(out))
 
 
@@ -264,7 +270,9 @@ def scale_by_adahessian(
     if spatial_axes is not None and not callable(spatial_axes):
         # structure is checked against params at init/update; reject obvious non-trees early
         if isinstance(spatial_axes, (str, bytes, float)):
-            raise TypeError(f"{fn}: argument `spatial_axes` must be None, a pytree or a callable; got {spatial_axes!r}")
+            raise TypeError(
+                f"{fn}: argument `spatial_axes` must be None, a pytree or a callable; got {spatial_axes!r}"
+            )
 
     def init_fn(params):
         _check_params(fn, params)
@@ -299,7 +307,9 @@ def scale_by_adahessian(
         d = treedef.unflatten([_spatial_abs_mean(x, a) for x, a in zip(leaves, axes)])
         return g, d
 
-    def update_fn(updates, state, params=None, *, loss_fn=None, key=None, batch_args=(), **extra_args):
+    def update_fn(
+        updates, state, params=None, *, loss_fn=None, key=None, batch_args=(), **extra_args
+    ):
         del extra_args
         _check_params(fn, params)
         if loss_fn is None or not callable(loss_fn):
@@ -308,7 +318,9 @@ def scale_by_adahessian(
                 f"loss_fn(params, *batch_args) -> scalar; got {loss_fn!r}"
             )
         if key is None:
-            raise TypeError(f"{fn}: `update` needs the keyword argument `key` (a PRNG key); got None")
+            raise TypeError(
+                f"{fn}: `update` needs the keyword argument `key` (a PRNG key); got None"
+            )
         if not isinstance(batch_args, (tuple, list)):
             raise TypeError(
                 f"{fn}: argument `batch_args` must be a tuple of extra positional arguments of "

@@ -226,7 +226,12 @@ def woodbury_plan(u: Array, g: Array, mt: Metric) -> Plan:
 
 
 def cg_plan(
-    matvec: Callable[[Array], Array], g: Array, mt: Metric, max_iter: int, rtol: float, check_psd: bool
+    matvec: Callable[[Array], Array],
+    g: Array,
+    mt: Metric,
+    max_iter: int,
+    rtol: float,
+    check_psd: bool,
 ) -> Plan:
     r"""Preconditioned CG plan on :math:`(H + \lambda B) s = g` with preconditioner :math:`B^{-1}`.
 
@@ -266,7 +271,16 @@ def cg_plan(
             rz_new = jnp.sum(r_new * z_new)
             p_new = z_new + (rz_new / rz) * p
             keep = lambda a, b: jnp.where(stop, a, b)  # noqa: E731
-            return (i + 1, keep(s, s_new), keep(r, r_new), keep(p, p_new), keep(rz, rz_new), bad, neg, negh)
+            return (
+                i + 1,
+                keep(s, s_new),
+                keep(r, r_new),
+                keep(p, p_new),
+                keep(rz, rz_new),
+                bad,
+                neg,
+                negh,
+            )
 
         false = jnp.asarray(False)
         init = (jnp.zeros((), jnp.int32), jnp.zeros_like(g), g, z0, rz0, false, false, false)

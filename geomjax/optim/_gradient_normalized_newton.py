@@ -136,11 +136,15 @@ def _is_int(v) -> bool:
 
 def _validate_scalars(fn, gamma0, max_steps, tol, max_trials, cg_max_iter, cg_tol):
     if not _is_int(max_steps) or max_steps < 0:
-        raise ValueError(f"{fn}: argument `max_steps` must be a non-negative int; got {max_steps!r}")
+        raise ValueError(
+            f"{fn}: argument `max_steps` must be a non-negative int; got {max_steps!r}"
+        )
     if not _is_int(max_trials) or max_trials < 1:
         raise ValueError(f"{fn}: argument `max_trials` must be a positive int; got {max_trials!r}")
     if cg_max_iter is not None and (not _is_int(cg_max_iter) or cg_max_iter < 1):
-        raise ValueError(f"{fn}: argument `cg_max_iter` must be a positive int or None; got {cg_max_iter!r}")
+        raise ValueError(
+            f"{fn}: argument `cg_max_iter` must be a positive int or None; got {cg_max_iter!r}"
+        )
     for name, val in (("gamma0", gamma0), ("cg_tol", cg_tol)):
         if isinstance(val, numbers.Real) and not val > 0:
             raise ValueError(f"{fn}: argument `{name}` must be positive; got {val!r}")
@@ -315,9 +319,13 @@ def gradient_normalized_newton(
     _validate_scalars(fn, gamma0, max_steps, tol, max_trials, cg_max_iter, cg_tol)
     if hessian == "gauss_newton" and (model_fn is None or loss_fn is None):
         missing = "model_fn" if model_fn is None else "loss_fn"
-        raise ValueError(f'{fn}: hessian="gauss_newton" needs argument `{missing}` (f(x) == loss_fn(model_fn(x)))')
+        raise ValueError(
+            f'{fn}: hessian="gauss_newton" needs argument `{missing}` (f(x) == loss_fn(model_fn(x)))'
+        )
     if hessian == "fisher" and per_example_fn is None:
-        raise ValueError(f'{fn}: hessian="fisher" needs argument `per_example_fn` (x -> (m,) per-example losses)')
+        raise ValueError(
+            f'{fn}: hessian="fisher" needs argument `per_example_fn` (x -> (m,) per-example losses)'
+        )
 
     leaves = jax.tree.leaves(x0)
     for leaf in leaves:
@@ -343,15 +351,25 @@ def gradient_normalized_newton(
         elif mval.shape == (n, n):
             mkind = "dense"
         else:
-            raise ValueError(f"{fn}: argument `metric` must have shape ({n},) or ({n}, {n}); got shape {mval.shape}")
+            raise ValueError(
+                f"{fn}: argument `metric` must have shape ({n},) or ({n}, {n}); got shape {mval.shape}"
+            )
         try:  # concrete: check definiteness now (traced: a failure shows as status 3)
             mnp = np.asarray(mval, np.float64)
         except jax.errors.TracerArrayConversionError:
             mnp = None
         if mnp is not None:
-            ok = bool(np.all(mnp > 0)) if mkind == "diagonal" else bool(np.linalg.eigvalsh(0.5 * (mnp + mnp.T))[0] > 0)
+            ok = (
+                bool(np.all(mnp > 0))
+                if mkind == "diagonal"
+                else bool(np.linalg.eigvalsh(0.5 * (mnp + mnp.T))[0] > 0)
+            )
             if not ok:
-                what = "a positive vector" if mkind == "diagonal" else "a symmetric positive-definite matrix"
+                what = (
+                    "a positive vector"
+                    if mkind == "diagonal"
+                    else "a symmetric positive-definite matrix"
+                )
                 raise ValueError(f"{fn}: argument `metric` must be {what}")
 
     # ---- which Hessian / which solver (all static)
@@ -367,13 +385,17 @@ def gradient_normalized_newton(
     else:
         kind = hessian
     if kind == "gauss_newton":
-        _scalar_shape_check(fn, "loss_fn", jax.eval_shape(lambda x: loss_fn(model_fn(x)), x0), "(the loss)")
+        _scalar_shape_check(
+            fn, "loss_fn", jax.eval_shape(lambda x: loss_fn(model_fn(x)), x0), "(the loss)"
+        )
 
         def model_flat(v):
             return ravel_pytree(model_fn(unravel(v)))[0].astype(dtype)
 
         z_struct = jax.eval_shape(lambda x: ravel_pytree(model_fn(x))[0], x0)
-        _, unravel_z = ravel_pytree(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(model_fn, x0)))
+        _, unravel_z = ravel_pytree(
+            jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(model_fn, x0))
+        )
 
         def loss_flat(z):
             return jnp.asarray(loss_fn(unravel_z(z)), dtype)
@@ -411,7 +433,9 @@ def gradient_normalized_newton(
         if not use_cg:
             return jnp.diag(jax.hessian(f_flat)(x))
         _, hv = jax.linearize(grad_f, x)
-        return jax.lax.map(lambda i: hv(jax.nn.one_hot(i, n, dtype=dtype))[i], jnp.arange(n), batch_size=min(n, 32))
+        return jax.lax.map(
+            lambda i: hv(jax.nn.one_hot(i, n, dtype=dtype))[i], jnp.arange(n), batch_size=min(n, 32)
+        )
 
     def dense_matrix(x):
         if kind == "exact":
@@ -444,7 +468,11 @@ def gradient_normalized_newton(
         return lambda v: vjp(jvp(v))[0] / n_ex
 
     eps = float(jnp.finfo(dtype).eps)
-    cg_rtol = max(float(cg_tol), 10.0 * eps) if isinstance(cg_tol, numbers.Real) else jnp.maximum(cg_tol, 10.0 * eps)
+    cg_rtol = (
+        max(float(cg_tol), 10.0 * eps)
+        if isinstance(cg_tol, numbers.Real)
+        else jnp.maximum(cg_tol, 10.0 * eps)
+    )
 
     def prepare(x, g):
         if mode == "none":
@@ -471,7 +499,9 @@ def gradient_normalized_newton(
     g0 = jnp.where(finite0, g0, jnp.zeros_like(g0))
     gn0 = jnp.where(finite0, gn0, jnp.zeros_like(gn0))
     done0 = (gn0 <= tol_) | (gn0 == 0)
-    status0 = jnp.where(~finite0, i32(3), jnp.where(done0, i32(0), i32(1 if max_steps == 0 else _RUNNING)))
+    status0 = jnp.where(
+        ~finite0, i32(3), jnp.where(done0, i32(0), i32(1 if max_steps == 0 else _RUNNING))
+    )
     gamma_init = jnp.asarray(gamma0, dtype)
 
     length = max_steps + 1
@@ -506,8 +536,14 @@ def gradient_normalized_newton(
             ft, gt = value_and_grad(xt)
             gnt = lin.dual_norm(mt, gt)
             ok_trial = (
-                jnp.isfinite(lam) & (lam > 0) & pd & fin & jnp.all(jnp.isfinite(step))
-                & jnp.isfinite(ft) & jnp.all(jnp.isfinite(gt)) & jnp.isfinite(gnt)
+                jnp.isfinite(lam)
+                & (lam > 0)
+                & pd
+                & fin
+                & jnp.all(jnp.isfinite(step))
+                & jnp.isfinite(ft)
+                & jnp.all(jnp.isfinite(gt))
+                & jnp.isfinite(gnt)
             )
             margin = (s.f - ft) - gnt * gnt / (8.0 * lam)
             accept = ok_trial & (margin >= 0)
@@ -530,7 +566,9 @@ def gradient_normalized_newton(
 
         zero = jnp.zeros((), dtype)
         t0 = (i32(0), s.gamma, jnp.asarray(False), pre, s.x, s.f, s.g, s.gn, zero, zero, i32(0))
-        j, gamma, accepted, abort, x_new, f_new, g_new, gn_new, lam, margin, nh = jax.lax.while_loop(t_cond, t_body, t0)
+        j, gamma, accepted, abort, x_new, f_new, g_new, gn_new, lam, margin, nh = (
+            jax.lax.while_loop(t_cond, t_body, t0)
+        )
 
         k = s.k + jnp.where(accepted, 1, 0).astype(jnp.int32)
         n_trials = s.n_trials + j
@@ -560,8 +598,17 @@ def gradient_normalized_newton(
             x=put(h.x, x_new) if record_iterates else None,
         )
         return _State(
-            k, x_new, f_new, g_new, gn_new, gamma_out, status, n_trials, s.n_hvp + nh,
-            s.n_hess + (0 if mode == "none" else 1), hist,
+            k,
+            x_new,
+            f_new,
+            g_new,
+            gn_new,
+            gamma_out,
+            status,
+            n_trials,
+            s.n_hvp + nh,
+            s.n_hess + (0 if mode == "none" else 1),
+            hist,
         )
 
     out = jax.lax.while_loop(outer_cond, outer_body, state0)

@@ -98,8 +98,9 @@ class MFACState(NamedTuple):
     gram: Array | tuple[Array, ...]
 
 
-def _window_step(G: Array, gram: Array, idx: Array, g: Array, damping: float,
-                 axis_name: str | None = None) -> tuple[Array, Array, Array]:
+def _window_step(
+    G: Array, gram: Array, idx: Array, g: Array, damping: float, axis_name: str | None = None
+) -> tuple[Array, Array, Array]:
     """Put ``g`` in row ``idx`` of the window ``G`` (m, b); return new G, Gram and F^{-1} g."""
     m = G.shape[0]
     G = G.at[idx].set(g)
@@ -182,11 +183,15 @@ def scale_by_mfac(
     if isinstance(num_grads, bool) or not isinstance(num_grads, int) or num_grads < 1:
         raise ValueError(f"{fn}: argument `num_grads` must be an int >= 1; got {num_grads!r}")
     if not isinstance(damping, (int, float)) or isinstance(damping, bool):
-        raise TypeError(f"{fn}: argument `damping` must be a Python float; got {type(damping).__name__}")
+        raise TypeError(
+            f"{fn}: argument `damping` must be a Python float; got {type(damping).__name__}"
+        )
     check_positive(fn, "damping", damping)
     int_blocks = isinstance(blocks, int) and not isinstance(blocks, bool) and blocks >= 1
     if not (blocks is None or blocks == "leaf" or int_blocks):
-        raise ValueError(f"{fn}: argument `blocks` must be None, 'leaf' or an int >= 1; got {blocks!r}")
+        raise ValueError(
+            f"{fn}: argument `blocks` must be None, 'leaf' or an int >= 1; got {blocks!r}"
+        )
     if shard_buffer and (axis_name is None or blocks is not None):
         raise ValueError(
             f"{fn}: argument `shard_buffer=True` needs an `axis_name` and `blocks=None`; got "
@@ -209,7 +214,9 @@ def scale_by_mfac(
             buf = jax.lax.pcast(buf, (axis_name,), to="varying")
             return MFACState(jnp.zeros([], jnp.int32), buf, jnp.zeros((m, m), adt))
         if blocks is None:
-            return MFACState(jnp.zeros([], jnp.int32), jnp.zeros((m, d), dtype), jnp.zeros((m, m), adt))
+            return MFACState(
+                jnp.zeros([], jnp.int32), jnp.zeros((m, d), dtype), jnp.zeros((m, m), adt)
+            )
         nb = -(-d // blocks)
         return MFACState(
             jnp.zeros([], jnp.int32), jnp.zeros((nb, m, blocks), dtype), jnp.zeros((nb, m, m), adt)
@@ -223,8 +230,12 @@ def scale_by_mfac(
         count = optax.safe_increment(state.count)
 
         if blocks == "leaf":
-            if not isinstance(state.grads, tuple) or [a.size for a in leaves] != [g.shape[1] for g in state.grads]:
-                raise ValueError(f"{fn}: `updates` must have the leaves (sizes) of the params given to init")
+            if not isinstance(state.grads, tuple) or [a.size for a in leaves] != [
+                g.shape[1] for g in state.grads
+            ]:
+                raise ValueError(
+                    f"{fn}: `updates` must have the leaves (sizes) of the params given to init"
+                )
             new_g, new_k, outs = [], [], []
             for a, G, K in zip(leaves, state.grads, state.gram):
                 G, K, u = _window_step(G, K, idx, a.reshape(-1).astype(G.dtype), damping)
@@ -238,13 +249,17 @@ def scale_by_mfac(
         d = flat.shape[0]
         if blocks is None and not shard_buffer:
             if G.shape != (m, d):
-                raise ValueError(f"{fn}: `updates` have {d} coordinates; the state's window is {G.shape}")
+                raise ValueError(
+                    f"{fn}: `updates` have {d} coordinates; the state's window is {G.shape}"
+                )
             G, gram, u = _window_step(G, state.gram, idx, flat, damping)
         elif blocks is None:
             n = _axis_size(fn, axis_name)
             cols = G.shape[1]
             if G.shape[0] != m or cols != -(-d // n):
-                raise ValueError(f"{fn}: `updates` have {d} coordinates; the state's local window is {G.shape}")
+                raise ValueError(
+                    f"{fn}: `updates` have {d} coordinates; the state's local window is {G.shape}"
+                )
             start = jax.lax.axis_index(axis_name) * cols
             g_loc = jax.lax.dynamic_slice(jnp.pad(flat, (0, n * cols - d)), (start,), (cols,))
             G, gram, u_loc = _window_step(G, state.gram, idx, g_loc, damping, axis_name)
@@ -253,13 +268,17 @@ def scale_by_mfac(
         else:
             nb = -(-d // blocks)
             if G.shape != (nb, m, blocks):
-                raise ValueError(f"{fn}: `updates` have {d} coordinates; the state's windows are {G.shape}")
+                raise ValueError(
+                    f"{fn}: `updates` have {d} coordinates; the state's windows are {G.shape}"
+                )
             gb = jnp.pad(flat, (0, nb * blocks - d)).reshape(nb, blocks)
-            G, gram, u = jax.vmap(_window_step, in_axes=(0, 0, None, 0, None))(G, state.gram, idx, gb, damping)
+            G, gram, u = jax.vmap(_window_step, in_axes=(0, 0, None, 0, None))(
+                G, state.gram, idx, gb, damping
+            )
             u = u.reshape(-1)[:d]
         outs, start = [], 0
         for a in leaves:
-            outs.append(u[start:start + a.size].reshape(a.shape).astype(a.dtype))
+            outs.append(u[start : start + a.size].reshape(a.shape).astype(a.dtype))
             start += a.size
         return jax.tree.unflatten(treedef, outs), MFACState(count, G, gram)
 
@@ -322,13 +341,20 @@ def mfac(
       Second-Order Information", NeurIPS 2021, arXiv:2107.03356.
     """
     fn = "mfac"
-    for name, value, lo, hi in (("momentum", momentum, 0.0, 1.0), ("weight_decay", weight_decay, 0.0, math.inf)):
+    for name, value, lo, hi in (
+        ("momentum", momentum, 0.0, 1.0),
+        ("weight_decay", weight_decay, 0.0, math.inf),
+    ):
         if isinstance(value, (int, float)) and not (lo <= value < hi):
             raise ValueError(f"{fn}: argument `{name}` must lie in [{lo}, {hi}); got {value!r}")
     parts = []
     if not (isinstance(weight_decay, (int, float)) and weight_decay == 0):
         parts.append(optax.add_decayed_weights(weight_decay))
-    parts.append(scale_by_mfac(num_grads, damping, blocks=blocks, axis_name=axis_name, shard_buffer=shard_buffer))
+    parts.append(
+        scale_by_mfac(
+            num_grads, damping, blocks=blocks, axis_name=axis_name, shard_buffer=shard_buffer
+        )
+    )
     if not (isinstance(momentum, (int, float)) and momentum == 0):
         parts.append(optax.ema(momentum, debias=False))
     parts.append(optax.scale_by_learning_rate(learning_rate))

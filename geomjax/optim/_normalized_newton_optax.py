@@ -70,9 +70,13 @@ class NormalizedNewtonState(NamedTuple):
 # --------------------------------------------------------------------------------------------
 
 
-def _check_number(fn: str, name: str, value: Any, *, lo: float = 0.0, lo_closed: bool = False) -> None:
+def _check_number(
+    fn: str, name: str, value: Any, *, lo: float = 0.0, lo_closed: bool = False
+) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{fn}: argument `{name}` must be a Python number; got {type(value).__name__}")
+        raise TypeError(
+            f"{fn}: argument `{name}` must be a Python number; got {type(value).__name__}"
+        )
     ok = value >= lo if lo_closed else value > lo
     if not ok or value != value:
         rel = ">=" if lo_closed else ">"
@@ -92,7 +96,9 @@ def _check_params(fn: str, params: PyTree) -> None:
         )
     leaves = jax.tree.leaves(params)
     if not leaves:
-        raise ValueError(f"{fn}: argument `params` must have at least one array leaf; got {params!r}")
+        raise ValueError(
+            f"{fn}: argument `params` must have at least one array leaf; got {params!r}"
+        )
     for x in leaves:
         if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
             raise TypeError(
@@ -147,7 +153,9 @@ def _objective_and_curvature(
                 f"got `{other}` instead"
             )
         _check_callable(fn, "model_fn", model_fn, "model_fn(params, inputs) -> outputs", why)
-        _check_callable(fn, "output_loss_fn", output_loss_fn, "output_loss_fn(outputs, targets) -> scalar", why)
+        _check_callable(
+            fn, "output_loss_fn", output_loss_fn, "output_loss_fn(outputs, targets) -> scalar", why
+        )
         if len(batch_args) != 2:
             raise ValueError(
                 f"{fn}: with `model_fn` and `output_loss_fn`, argument `batch_args` must be the pair "
@@ -161,7 +169,9 @@ def _objective_and_curvature(
         if curvature == "gauss_newton":
 
             def cvp(p, v):
-                return ggn_vp(model_fn, output_loss_fn, p, v, (inputs, targets), axis_name=axis_name)
+                return ggn_vp(
+                    model_fn, output_loss_fn, p, v, (inputs, targets), axis_name=axis_name
+                )
 
         elif curvature == "fisher":
 
@@ -179,9 +189,15 @@ def _objective_and_curvature(
                 "loss is its mean over the examples); got `loss_fn` instead"
             )
         sig = "per_example_loss_fn(params, example) -> scalar (example: the i-th slices of batch_args)"
-        _check_callable(fn, "per_example_loss_fn", per_example_loss_fn, sig, f"for curvature={curvature!r}")
+        _check_callable(
+            fn, "per_example_loss_fn", per_example_loss_fn, sig, f"for curvature={curvature!r}"
+        )
         leaves = jax.tree.leaves(batch_args)
-        if not leaves or any(jnp.ndim(x) < 1 for x in leaves) or len({jnp.shape(x)[0] for x in leaves}) != 1:
+        if (
+            not leaves
+            or any(jnp.ndim(x) < 1 for x in leaves)
+            or len({jnp.shape(x)[0] for x in leaves}) != 1
+        ):
             raise ValueError(
                 f"{fn}: with `per_example_loss_fn`, argument `batch_args` must be a tuple of arrays "
                 f"sharing a leading batch axis; got shapes {[jnp.shape(x) for x in leaves]}"
@@ -194,7 +210,9 @@ def _objective_and_curvature(
         if curvature == "empirical_fisher":
 
             def cvp(p, v):
-                return empirical_fisher_vp(per_example_loss_fn, p, v, batch_args, axis_name=axis_name)
+                return empirical_fisher_vp(
+                    per_example_loss_fn, p, v, batch_args, axis_name=axis_name
+                )
 
         else:
             cvp = None
@@ -400,13 +418,24 @@ def scale_by_normalized_newton(
             )
         batch_args = tuple(batch_args)
         objective, cvp = _objective_and_curvature(
-            fn, curvature, likelihood, axis_name, loss_fn, model_fn, output_loss_fn, per_example_loss_fn,
+            fn,
+            curvature,
+            likelihood,
+            axis_name,
+            loss_fn,
+            model_fn,
+            output_loss_fn,
+            per_example_loss_fn,
             batch_args,
         )
         dtype = _scalar_dtype(params)
 
         out = jax.eval_shape(objective, params)
-        if not hasattr(out, "shape") or out.shape != () or not jnp.issubdtype(out.dtype, jnp.floating):
+        if (
+            not hasattr(out, "shape")
+            or out.shape != ()
+            or not jnp.issubdtype(out.dtype, jnp.floating)
+        ):
             raise ValueError(
                 f"{fn}: the objective (the loss function passed to `update`) must return a floating "
                 f"scalar, the mean loss over the batch; got {out}"
@@ -452,10 +481,21 @@ def scale_by_normalized_newton(
                 i, gam, _, _, _ = c
                 d, acc = attempt(gam)
                 new = jnp.where(acc, clamp(2.0 * gam), clamp(0.5 * gam))
-                return i + 1, new, d, acc, ~acc & (new == gam)  # stuck at gamma_min: same trial again
+                return (
+                    i + 1,
+                    new,
+                    d,
+                    acc,
+                    ~acc & (new == gam),
+                )  # stuck at gamma_min: same trial again
 
-            init = (jnp.zeros([], jnp.int32), gamma, jax.tree.map(jnp.zeros_like, g), jnp.zeros([], bool),
-                    jnp.zeros([], bool))
+            init = (
+                jnp.zeros([], jnp.int32),
+                gamma,
+                jax.tree.map(jnp.zeros_like, g),
+                jnp.zeros([], bool),
+                jnp.zeros([], bool),
+            )
             _, new_gamma, d, acc, _ = jax.lax.while_loop(cond, body, init)
             return d, acc, new_gamma
 

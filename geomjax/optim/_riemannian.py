@@ -121,7 +121,7 @@ def _single_array(fn: str, m: Manifold, p: Any) -> Array:
         )
     x = jnp.asarray(leaves[0])
     ps = tuple(m.point_shape)
-    if x.ndim < len(ps) or tuple(x.shape[x.ndim - len(ps):]) != ps:
+    if x.ndim < len(ps) or tuple(x.shape[x.ndim - len(ps) :]) != ps:
         raise ValueError(
             f"{fn}: a parameter under manifold {type(m).__name__} must have shape "
             f"batch_shape + {ps}; got shape {x.shape}"
@@ -167,7 +167,9 @@ def _check_hparams(fn: str, **kw: float) -> None:
 
 def _check_stabilize(fn: str, stabilize: int | None) -> None:
     if stabilize is not None and (not isinstance(stabilize, int) or stabilize < 1):
-        raise ValueError(f"{fn}: argument `stabilize` must be None or an int >= 1; got {stabilize!r}")
+        raise ValueError(
+            f"{fn}: argument `stabilize` must be None or an int >= 1; got {stabilize!r}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,7 +418,9 @@ def riemannian_adam(
         p_sub = _split(fn, m_def, params, "params")
         mu_sub = _split(fn, m_def, state.mu, "state.mu")
         nu_sub = _split(fn, m_def, state.nu, "state.nu")
-        mx_sub = _split(fn, m_def, state.nu_max, "state.nu_max") if amsgrad else [None] * len(m_leaves)
+        mx_sub = (
+            _split(fn, m_def, state.nu_max, "state.nu_max") if amsgrad else [None] * len(m_leaves)
+        )
 
         updates, mus, nus, mxs = [], [], [], []
         for m, g, p, mu, nu, mx in zip(m_leaves, g_sub, p_sub, mu_sub, nu_sub, mx_sub):

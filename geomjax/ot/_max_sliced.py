@@ -201,8 +201,6 @@ def _search(key, x, y, a, b, a_s, b_s, lr0, *, p, tol, n_iter, n_restarts):
     first = jnp.where(ok, delta / jnp.where(ok, nrm, 1.0), starts[0])
     starts = starts.at[0].set(first)
 
-    thetas, fs, dones, ks, gns = jax.vmap(lambda t0: _ascent(f_and_g, t0, lr0, tol, n_iter))(
-        starts
-    )
+    thetas, fs, dones, ks, gns = jax.vmap(lambda t0: _ascent(f_and_g, t0, lr0, tol, n_iter))(starts)
     best = jnp.argmax(fs)
     return thetas[best], dones[best], ks[best], gns[best]

@@ -127,7 +127,9 @@ def _prepare(fn: str, x, y, a, b, cost, epsilon):
     if is_concrete(epsilon):
         eps_np = np.asarray(epsilon)
         if eps_np.shape != () or not np.isfinite(eps_np) or not eps_np > 0:
-            raise ValueError(f"{fn}: argument `epsilon` must be a positive finite scalar; got {epsilon!r}")
+            raise ValueError(
+                f"{fn}: argument `epsilon` must be a positive finite scalar; got {epsilon!r}"
+            )
     return x, y, a, b, cost_fn
 
 
@@ -353,7 +355,13 @@ def sinkhorn_divergence(
     x, y, a, b, cost_fn = _prepare(fn, x, y, a, b, cost, epsilon)
     solve_kwargs = dict(max_iterations=max_iterations, threshold=threshold, **solver_kwargs)
     div, out = ott_sd.sinkhorn_divergence(
-        pointcloud.PointCloud, x, y, a=a, b=b, cost_fn=cost_fn, epsilon=epsilon,
+        pointcloud.PointCloud,
+        x,
+        y,
+        a=a,
+        b=b,
+        cost_fn=cost_fn,
+        epsilon=epsilon,
         solve_kwargs=solve_kwargs,
     )
     errors = []

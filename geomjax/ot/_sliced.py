@@ -173,8 +173,7 @@ def _setup(fn, key, x, y, a, b, n_projections, p, projections, chunk_size):
     if projections is None:
         if key is None:
             raise ValueError(
-                f"{fn}: argument `key` is required (a jax.random.key) unless `projections` "
-                "is given"
+                f"{fn}: argument `key` is required (a jax.random.key) unless `projections` is given"
             )
         _check_count(fn, "n_projections", n_projections)
         thetas = random_projections(key, n_projections, d, x.dtype)

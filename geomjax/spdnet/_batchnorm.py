@@ -139,12 +139,18 @@ def riemannian_batch_norm(
     fn = "riemannian_batch_norm"
     x = as_float_array(fn, "x", x)
     if not isinstance(metric, SPDBase):
-        raise TypeError(f"{fn}: argument `metric` must be an SPD metric; got {type(metric).__name__}")
+        raise TypeError(
+            f"{fn}: argument `metric` must be an SPD metric; got {type(metric).__name__}"
+        )
     n = metric.size
     if x.ndim != 3 or x.shape[1:] != (n, n) or x.shape[0] < 1:
-        raise ValueError(f"{fn}: argument `x` must have shape (N, {n}, {n}) with N >= 1; got shape {x.shape}")
+        raise ValueError(
+            f"{fn}: argument `x` must have shape (N, {n}, {n}) with N >= 1; got shape {x.shape}"
+        )
     if not isinstance(training, bool):
-        raise TypeError(f"{fn}: argument `training` must be a Python bool (static); got {type(training).__name__}")
+        raise TypeError(
+            f"{fn}: argument `training` must be a Python bool (static); got {type(training).__name__}"
+        )
     if not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
         raise ValueError(f"{fn}: argument `momentum` must be in [0, 1]; got {momentum!r}")
     if not isinstance(eps, numbers.Real) or not eps >= 0:
@@ -158,14 +164,22 @@ def riemannian_batch_norm(
     ref = metric.base_point(dtype)
     bias = ref if bias is None else as_float_array(fn, "bias", bias).astype(dtype)
     if bias.shape != (n, n):
-        raise ValueError(f"{fn}: argument `bias` must have shape ({n}, {n}); got shape {bias.shape}")
+        raise ValueError(
+            f"{fn}: argument `bias` must have shape ({n}, {n}); got shape {bias.shape}"
+        )
 
     if training:
-        mean, var, _ = batch_frechet_stats(x, metric, mean_iter=mean_iter, tol=tol, axis_name=axis_name)
+        mean, var, _ = batch_frechet_stats(
+            x, metric, mean_iter=mean_iter, tol=tol, axis_name=axis_name
+        )
         m_sg, v_sg = jax.lax.stop_gradient(mean), jax.lax.stop_gradient(var)
-        run_mean = metric.geodesic(state.running_mean.astype(dtype), m_sg, jnp.asarray(momentum, dtype))
+        run_mean = metric.geodesic(
+            state.running_mean.astype(dtype), m_sg, jnp.asarray(momentum, dtype)
+        )
         run_var = (1.0 - momentum) * state.running_var.astype(dtype) + momentum * v_sg
-        new_state = RBNState(run_mean.astype(state.running_mean.dtype), run_var.astype(state.running_var.dtype))
+        new_state = RBNState(
+            run_mean.astype(state.running_mean.dtype), run_var.astype(state.running_var.dtype)
+        )
     else:
         mean, var = state.running_mean.astype(dtype), state.running_var.astype(dtype)
         new_state = state

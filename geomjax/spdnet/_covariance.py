@@ -50,7 +50,9 @@ def _check_shrinkage(fn: str, shrinkage):
             )
         return shrinkage
     if isinstance(shrinkage, bool):
-        raise TypeError(f"{fn}: argument `shrinkage` must be None, 'ledoit_wolf' or a float; got {shrinkage!r}")
+        raise TypeError(
+            f"{fn}: argument `shrinkage` must be None, 'ledoit_wolf' or a float; got {shrinkage!r}"
+        )
     if isinstance(shrinkage, numbers.Real):
         if not 0.0 <= shrinkage <= 1.0:
             raise ValueError(f"{fn}: argument `shrinkage` must lie in [0, 1]; got {shrinkage!r}")

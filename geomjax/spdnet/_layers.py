@@ -40,7 +40,9 @@ def bimap(x: ArrayLike, w: ArrayLike) -> Array:
     x = as_float_array(fn, "x", x)
     w = as_float_array(fn, "w", w)
     if x.ndim != 2:
-        raise ValueError(f"{fn}: argument `x` must be one matrix of shape (n_in, n_in) (vmap for batches); got shape {x.shape}")
+        raise ValueError(
+            f"{fn}: argument `x` must be one matrix of shape (n_in, n_in) (vmap for batches); got shape {x.shape}"
+        )
     check_square(fn, "x", x)
     if w.ndim != 2 or w.shape[0] != x.shape[0] or w.shape[1] > w.shape[0]:
         raise ValueError(

@@ -35,10 +35,14 @@ def _resolve_metric(fn: str, metric, n: int) -> Manifold:
     if metric is None:
         return SPDAffineInvariant(n)
     if not isinstance(metric, Manifold):
-        raise TypeError(f"{fn}: argument `metric` must be a Manifold (an SPD metric) or None; got {metric!r}")
+        raise TypeError(
+            f"{fn}: argument `metric` must be a Manifold (an SPD metric) or None; got {metric!r}"
+        )
     shape = tuple(metric.point_shape)
     if shape != (n, n):
-        raise ValueError(f"{fn}: argument `metric` has points of shape {shape}, but `x` holds ({n}, {n}) matrices")
+        raise ValueError(
+            f"{fn}: argument `metric` has points of shape {shape}, but `x` holds ({n}, {n}) matrices"
+        )
     if not hasattr(metric, "mean"):
         raise TypeError(f"{fn}: argument `metric` must have a `mean(points, weights, ...)` method")
     return metric
@@ -114,13 +118,17 @@ def mdm_fit(
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise TypeError(f"{fn}: argument `labels` must have an integer dtype; got {labels.dtype}")
     if labels.shape != (k,):
-        raise ValueError(f"{fn}: argument `labels` must have shape ({k},); got shape {labels.shape}")
+        raise ValueError(
+            f"{fn}: argument `labels` must have shape ({k},); got shape {labels.shape}"
+        )
     if sample_weight is None:
         sw = jnp.ones((k,), x.dtype)
     else:
         sw = as_float_array(fn, "sample_weight", sample_weight)
         if sw.shape != (k,):
-            raise ValueError(f"{fn}: argument `sample_weight` must have shape ({k},); got shape {sw.shape}")
+            raise ValueError(
+                f"{fn}: argument `sample_weight` must have shape ({k},); got shape {sw.shape}"
+            )
         sw = sw.astype(x.dtype)
     metric = _resolve_metric(fn, metric, n)
 
@@ -171,7 +179,9 @@ def mdm_distances(state: MDMState, x: ArrayLike, *, metric: Manifold | None = No
     x = _check_stack(fn, x)
     means = jnp.asarray(state.means)
     if means.ndim != 3 or means.shape[1:] != x.shape[1:]:
-        raise ValueError(f"{fn}: `state.means` has shape {means.shape}, incompatible with `x` of shape {x.shape}")
+        raise ValueError(
+            f"{fn}: `state.means` has shape {means.shape}, incompatible with `x` of shape {x.shape}"
+        )
     metric = _resolve_metric(fn, metric, x.shape[1])
     dtype = jnp.result_type(x, means)
     x, means = x.astype(dtype), means.astype(dtype)

@@ -45,7 +45,9 @@ def _resolve_metric(fn: str, metric, n: int) -> Manifold:
     if metric is None:
         return SPDAffineInvariant(n)
     if not isinstance(metric, Manifold):
-        raise TypeError(f"{fn}: argument `metric` must be a Manifold (an SPD metric) or None; got {metric!r}")
+        raise TypeError(
+            f"{fn}: argument `metric` must be a Manifold (an SPD metric) or None; got {metric!r}"
+        )
     shape = tuple(metric.point_shape)
     if shape != (n, n):
         raise ValueError(
@@ -57,7 +59,9 @@ def _resolve_metric(fn: str, metric, n: int) -> Manifold:
 def _check_reference(fn: str, reference: ArrayLike) -> Array:
     c = as_float_array(fn, "reference", reference)
     if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] < 1:
-        raise ValueError(f"{fn}: argument `reference` must have shape (n, n), n >= 1; got shape {c.shape}")
+        raise ValueError(
+            f"{fn}: argument `reference` must have shape (n, n), n >= 1; got shape {c.shape}"
+        )
     return c
 
 
@@ -188,7 +192,9 @@ def tangent_space(x: ArrayLike, reference: ArrayLike, *, metric: Manifold | None
     n = c.shape[0]
     x = as_float_array(fn, "x", x)
     if x.shape != (n, n):
-        raise ValueError(f"{fn}: argument `x` must have the shape of `reference`, ({n}, {n}); got shape {x.shape}")
+        raise ValueError(
+            f"{fn}: argument `x` must have the shape of `reference`, ({n}, {n}); got shape {x.shape}"
+        )
     metric = _resolve_metric(fn, metric, n)
     dtype = jnp.result_type(x, c)
     return _log_coords(metric, x.astype(dtype), c.astype(dtype))

@@ -388,14 +388,18 @@ def assert_equivariant(
                 raise AssertionError(f"{fn}: output {j} changed its pytree structure")
             for a, b in zip(got_leaves, want_leaves):
                 dt = jnp.asarray(b).dtype
-                r = rtol if rtol is not None else (
-                    default_tolerance(dt) if jnp.issubdtype(dt, jnp.floating) else 0.0
+                r = (
+                    rtol
+                    if rtol is not None
+                    else (default_tolerance(dt) if jnp.issubdtype(dt, jnp.floating) else 0.0)
                 )
                 at = 0.0 if atol is None else atol
                 diff, rel, ok = _compare(a, b, r, at)
                 worst = max(worst, rel)
                 if not ok:
-                    what = f"rotation det {float(jnp.linalg.det(rot)):+.0f}" if rot is not None else ""
+                    what = (
+                        f"rotation det {float(jnp.linalg.det(rot)):+.0f}" if rot is not None else ""
+                    )
                     if trans is not None:
                         what += ", translation"
                     if perm is not None:

@@ -124,7 +124,9 @@ def check_manifold_axioms(
     """
     fn = "check_manifold_axioms"
     if not isinstance(manifold, Manifold):
-        raise TypeError(f"{fn}: argument `manifold` must be a Manifold; got {type(manifold).__name__}")
+        raise TypeError(
+            f"{fn}: argument `manifold` must be a Manifold; got {type(manifold).__name__}"
+        )
     if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
         raise ValueError(f"{fn}: argument `n_samples` must be a positive int; got {n_samples!r}")
     if not isinstance(tangent_scale, numbers.Real) or not tangent_scale > 0:
@@ -161,7 +163,9 @@ def check_manifold_axioms(
 
         out = {}
         out["point_dtype"] = jnp.asarray(all(leaf.dtype == dtype for leaf in jax.tree.leaves(x)))
-        out["check_point"] = jnp.max(jnp.stack([m.check_point(x), m.check_point(y), m.check_point(r)]))
+        out["check_point"] = jnp.max(
+            jnp.stack([m.check_point(x), m.check_point(y), m.check_point(r)])
+        )
         out["check_tangent"] = m.check_tangent(x, u)
         out["norm_inner"] = jnp.abs(m.norm(x, u) ** 2 - m.inner(x, u, u))
         out["exp_zero"] = m.dist(m.exp(x, zero), x)

@@ -68,8 +68,16 @@ def mlp64(x64):
         _CACHE["hess"] = np.asarray(jax.jit(jax.hessian(lambda t: loss(unravel(t))))(flat))
     hess = _CACHE["hess"]
     return SimpleNamespace(
-        params=params, x=x, labels=labels, y=y, flat=flat, unravel=unravel, loss=loss,
-        hess=hess, d=flat.shape[0], **HELPERS,
+        params=params,
+        x=x,
+        labels=labels,
+        y=y,
+        flat=flat,
+        unravel=unravel,
+        loss=loss,
+        hess=hess,
+        d=flat.shape[0],
+        **HELPERS,
     )
 
 
@@ -83,8 +91,14 @@ def to_flat(tree) -> np.ndarray:
 
 
 HELPERS = dict(
-    mlp_params=mlp_params, mlp_one=mlp_one, mlp=mlp, cross_entropy=cross_entropy,
-    half_mse=half_mse, mlp_data=mlp_data, random_like=random_like, to_flat=to_flat,
+    mlp_params=mlp_params,
+    mlp_one=mlp_one,
+    mlp=mlp,
+    cross_entropy=cross_entropy,
+    half_mse=half_mse,
+    mlp_data=mlp_data,
+    random_like=random_like,
+    to_flat=to_flat,
 )
 
 

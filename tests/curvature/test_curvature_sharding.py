@@ -15,12 +15,10 @@ full batch (not 8 times it) in both ``check_vma`` modes.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import PartitionSpec as P
-
 from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
+from jax.sharding import PartitionSpec as P
 
 from geomjax.curvature._fisher import empirical_fisher_vp, fisher_vp
 from geomjax.curvature._ggn import ggn_vp
@@ -49,8 +47,13 @@ def setup(mlp64, mesh):
 
 def _run(mesh, local, m, check_vma=True):
     """``local(params, v, x, labels, y)`` on shards, params and v replicated."""
-    fn = jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P("data"), P("data"), P("data")),
-                       out_specs=P(), check_vma=check_vma)
+    fn = jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(P(), P(), P("data"), P("data"), P("data")),
+        out_specs=P(),
+        check_vma=check_vma,
+    )
     return jax.jit(fn)(m.params, m.v, *m.sharded)
 
 
@@ -107,8 +110,10 @@ def test_hutchinson_sharded_same_key(setup, mesh, check_vma):
         return m.cross_entropy(m.mlp(p, xs), ls)
 
     def local(p, v, xs, ls, ys):
-        return (hutchinson_diag(loss, p, key, 3, xs, ls, axis_name="data"),
-                hutchinson_trace(loss, p, key, 1, xs, ls, axis_name="data"))
+        return (
+            hutchinson_diag(loss, p, key, 3, xs, ls, axis_name="data"),
+            hutchinson_trace(loss, p, key, 1, xs, ls, axis_name="data"),
+        )
 
     diag, trace = _run(mesh, local, m, check_vma)
     _close(diag, hutchinson_diag(loss, m.params, key, 3, x, labels))

@@ -26,14 +26,19 @@ def test_exact_with_one_probe_on_diagonal_quadratic(x64):
     c = {"a": jnp.array([1.0, -2.0, 3.5]), "b": jnp.array([[0.5, 4.0], [7.0, -1.0]])}
     f = lambda p, s: 0.5 * s * sum(jnp.sum(ci * p[n] ** 2) for n, ci in c.items())  # noqa: E731
     p = {"a": jnp.array([0.3, 1.0, -2.0]), "b": jnp.ones((2, 2))}
-    both = jax.jit(lambda k: (hutchinson_diag(f, p, k, 1, 2.0),  # extra positional arg of f
-                              hutchinson_trace(f, p, k, 3, 2.0)))
+    both = jax.jit(
+        lambda k: (
+            hutchinson_diag(f, p, k, 1, 2.0),  # extra positional arg of f
+            hutchinson_trace(f, p, k, 3, 2.0),
+        )
+    )
     res, tr = both(jax.random.key(3))
     for n in c:
         np.testing.assert_allclose(res.diag[n], 2.0 * c[n], rtol=0, atol=1e-15)
         np.testing.assert_allclose(res.grad[n], 2.0 * c[n] * p[n], rtol=0, atol=1e-15)
-    np.testing.assert_allclose(tr.trace, 2.0 * sum(float(jnp.sum(ci)) for ci in c.values()),
-                               atol=1e-14)
+    np.testing.assert_allclose(
+        tr.trace, 2.0 * sum(float(jnp.sum(ci)) for ci in c.values()), atol=1e-14
+    )
 
 
 def test_keys_differ_per_leaf_and_per_sample(x64):
@@ -54,8 +59,12 @@ def test_keys_differ_per_leaf_and_per_sample(x64):
 
 
 def test_gradient_is_returned(mlp64):
-    both = jax.jit(lambda k: (hutchinson_diag(mlp64.loss, mlp64.params, k, 3),
-                              hutchinson_trace(mlp64.loss, mlp64.params, k, 3)))
+    both = jax.jit(
+        lambda k: (
+            hutchinson_diag(mlp64.loss, mlp64.params, k, 3),
+            hutchinson_trace(mlp64.loss, mlp64.params, k, 3),
+        )
+    )
     res, tr = both(jax.random.key(0))
     g_ref = jax.grad(mlp64.loss)(mlp64.params)
     np.testing.assert_allclose(mlp64.to_flat(res.grad), mlp64.to_flat(g_ref), atol=1e-14)

@@ -59,9 +59,9 @@ def test_partial_lanczos_ritz_values_are_certified_by_residuals(mlp64):
 def test_smallest_and_magnitude(x64, which):
     a = _sym(12, 0)
     ev = np.linalg.eigvalsh(a)
-    out = jax.jit(
-        lambda k: top_eigenvalues(lambda v: a @ v, jnp.zeros(12), k, 3, 12, which=which)
-    )(jax.random.key(2))
+    out = jax.jit(lambda k: top_eigenvalues(lambda v: a @ v, jnp.zeros(12), k, 3, 12, which=which))(
+        jax.random.key(2)
+    )
     want = ev[:3] if which == "smallest" else ev[np.argsort(-np.abs(ev))][:3]
     np.testing.assert_allclose(out.eigenvalues, want, atol=1e-10)
 
@@ -79,8 +79,10 @@ def test_full_lanczos_on_pytree_operator_with_breakdown(x64):
     assert int(res.n_restarts) >= 1
     assert np.any(np.asarray(res.betas) == 0.0)
     assert res.ritz_vectors["u"].shape == (12, 2, 3)
-    vecs = np.concatenate([np.asarray(res.ritz_vectors["u"]).reshape(12, 6),
-                           np.asarray(res.ritz_vectors["w"])], axis=1)
+    vecs = np.concatenate(
+        [np.asarray(res.ritz_vectors["u"]).reshape(12, 6), np.asarray(res.ritz_vectors["w"])],
+        axis=1,
+    )
     np.testing.assert_allclose(vecs @ vecs.T, np.eye(12), atol=1e-10)  # orthonormal
     np.testing.assert_allclose(vecs @ a @ vecs.T, np.diag(res.ritz_values), atol=1e-10)
 
@@ -102,10 +104,12 @@ def test_without_reorthogonalization(x64):
     q, _ = np.linalg.qr(rng.normal(size=(40, 40)))
     ev = np.concatenate([np.linspace(0.0, 1.0, 39), [3.0]])
     a = (q * ev) @ q.T
-    res, ref = jax.jit(lambda k: (
-        lanczos(lambda v: a @ v, jnp.zeros(40), k, 15, reorthogonalize=False),
-        lanczos(lambda v: a @ v, jnp.zeros(40), k, 15),
-    ))(jax.random.key(5))
+    res, ref = jax.jit(
+        lambda k: (
+            lanczos(lambda v: a @ v, jnp.zeros(40), k, 15, reorthogonalize=False),
+            lanczos(lambda v: a @ v, jnp.zeros(40), k, 15),
+        )
+    )(jax.random.key(5))
     assert res.ritz_vectors is None
     np.testing.assert_allclose(res.ritz_values[-1], 3.0, atol=1e-10)
     # The tridiagonal is the one from the reorthogonalized run, up to loss of orthogonality.

@@ -46,7 +46,7 @@ def _inv(F):
 def _dense_block_fisher(G, damping, b):
     """Block-diagonal Fisher: one window per chunk of b coordinates (last chunk shorter)."""
     d = G.shape[1]
-    blocks = [_dense_fisher(G[:, s:s + b], damping) for s in range(0, d, b)]
+    blocks = [_dense_fisher(G[:, s : s + b], damping) for s in range(0, d, b)]
     return scipy.linalg.block_diag(*blocks)
 
 
@@ -59,7 +59,11 @@ def _rel(a, b):
 @pytest.mark.parametrize("block_size", [None, 7], ids=["full", "blocks7"])
 def test_ihvp_and_inverse_diag_equal_dense(x64, damping, block_size):
     G = _grads(0)
-    F = _dense_fisher(G, damping) if block_size is None else _dense_block_fisher(G, damping, block_size)
+    F = (
+        _dense_fisher(G, damping)
+        if block_size is None
+        else _dense_block_fisher(G, damping, block_size)
+    )
     Finv = _inv(F)
     finv = MFACInverse.from_gradients(jnp.asarray(G), damping, block_size=block_size)
     rng = np.random.default_rng(1)
@@ -93,7 +97,9 @@ def test_pytree_of_stacked_gradients_matches_flat(x64):
     assert _rel(np.concatenate([np.ravel(out["a"]), out["b"]]), ref) < 1e-8
     np.testing.assert_allclose(np.asarray(finv.ihvp(jnp.asarray(v))), ref, rtol=1e-8)
     diag = finv_t.inverse_diag()
-    np.testing.assert_allclose(np.ravel(diag["a"]), np.diag(_inv(_dense_fisher(G, 1e-3)))[:6], rtol=1e-9)
+    np.testing.assert_allclose(
+        np.ravel(diag["a"]), np.diag(_inv(_dense_fisher(G, 1e-3)))[:6], rtol=1e-9
+    )
 
 
 @pytest.mark.parametrize("block_size", [None, 7], ids=["full", "blocks7"])
@@ -101,7 +107,11 @@ def test_obs_scores_and_joint_update_equal_dense(x64, block_size):
     damping = 1e-4
     G = _grads(6)
     w = np.random.default_rng(7).normal(size=D)
-    F = _dense_fisher(G, damping) if block_size is None else _dense_block_fisher(G, damping, block_size)
+    F = (
+        _dense_fisher(G, damping)
+        if block_size is None
+        else _dense_block_fisher(G, damping, block_size)
+    )
     Finv = _inv(F)
     finv = MFACInverse.from_gradients(jnp.asarray(G), damping, block_size=block_size)
 
@@ -117,7 +127,9 @@ def test_obs_scores_and_joint_update_equal_dense(x64, block_size):
     new_w = w + np.asarray(delta)
     np.testing.assert_allclose(new_w[q], 0.0, atol=1e-9 * np.abs(w).max())
     # the quadratic-model increase of the correction is delta_L
-    np.testing.assert_allclose(0.5 * np.asarray(delta) @ F @ np.asarray(delta), float(dloss), rtol=1e-7)
+    np.testing.assert_allclose(
+        0.5 * np.asarray(delta) @ F @ np.asarray(delta), float(dloss), rtol=1e-7
+    )
 
     # one weight: the update's loss increase is that weight's OBS score
     _, d1 = finv.obs_update(jnp.asarray(w), jnp.array([11]))
@@ -133,7 +145,9 @@ def test_brute_force_obs_minimiser(x64):
     E = np.eye(8)[:, q]
     kkt = np.block([[F, E], [E.T, np.zeros((2, 2))]])
     ref = _solve(kkt, np.concatenate([np.zeros(8), -w[q]]))[:8]
-    delta, _ = MFACInverse.from_gradients(jnp.asarray(G), 1e-2).obs_update(jnp.asarray(w), jnp.asarray(q))
+    delta, _ = MFACInverse.from_gradients(jnp.asarray(G), 1e-2).obs_update(
+        jnp.asarray(w), jnp.asarray(q)
+    )
     assert _rel(delta, ref) < 1e-9
 
 
@@ -156,11 +170,15 @@ def test_float32_at_small_damping():
         v = rng.normal(size=D)
         err = _rel(finv.ihvp(jnp.asarray(v, jnp.float32)), _solve(F, v))
         assert err < 20 * EPS32 * cond_k
-        diag_err = np.max(np.abs(np.asarray(finv.inverse_diag(), np.float64) / np.diag(_inv(F)) - 1))
+        diag_err = np.max(
+            np.abs(np.asarray(finv.inverse_diag(), np.float64) / np.diag(_inv(F)) - 1)
+        )
         assert diag_err < 20 * EPS32 * cond_k
         span = G[1]
         err_span = _rel(finv.ihvp(jnp.asarray(span, jnp.float32)), _solve(F, span))
-        assert np.isfinite(err_span) and err_span < 20 * EPS32 * np.linalg.cond(F.astype(np.float64))
+        assert np.isfinite(err_span) and err_span < 20 * EPS32 * np.linalg.cond(
+            F.astype(np.float64)
+        )
     assert err < 1e-4  # correlated window, generic vector: still accurate
 
 

@@ -22,14 +22,18 @@ def test_ntk_equals_explicit_jacobian_products(mlp64, method):
 
     j1, j2 = jac(x1), jac(x2)
     want = np.einsum("aop,bqp->aboq", j1, j2)
-    ntk = jax.jit(lambda a, b: (empirical_ntk(m.mlp_one, m.params, a, b, method=method),
-                                empirical_ntk(m.mlp_one, m.params, a, b, method=method,
-                                              trace=True)))
+    ntk = jax.jit(
+        lambda a, b: (
+            empirical_ntk(m.mlp_one, m.params, a, b, method=method),
+            empirical_ntk(m.mlp_one, m.params, a, b, method=method, trace=True),
+        )
+    )
     full, tr = ntk(x1, x2)
     assert full.shape == (4, 5, 3, 3) and tr.shape == (4, 5)
     np.testing.assert_allclose(full, want, atol=1e-12)
-    np.testing.assert_allclose(tr, np.einsum("aoo->a", want.reshape(20, 3, 3)).reshape(4, 5),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        tr, np.einsum("aoo->a", want.reshape(20, 3, 3)).reshape(4, 5), atol=1e-12
+    )
 
 
 def test_ntk_is_symmetric_psd_on_one_set(mlp64):

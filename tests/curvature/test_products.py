@@ -73,8 +73,13 @@ def test_ggn_vp_float32_matches_float64(helpers):
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(out32))
     with jax.enable_x64(True):
         to64 = lambda t: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), t)  # noqa: E731
-        out64 = ggn_vp(helpers.mlp, helpers.cross_entropy, to64(p32), to64(v32),
-                       (jnp.asarray(x, jnp.float64), labels))
+        out64 = ggn_vp(
+            helpers.mlp,
+            helpers.cross_entropy,
+            to64(p32),
+            to64(v32),
+            (jnp.asarray(x, jnp.float64), labels),
+        )
         ref = helpers.to_flat(out64)
     np.testing.assert_allclose(helpers.to_flat(out32), ref, atol=2e-5 * np.abs(ref).max())
 
@@ -116,8 +121,7 @@ def test_fisher_vp_gaussian_equals_jtj_and_ggn(mlp64):
     jac = _dense_jacobian(m)
     jf = jac.reshape(-1, m.d)
     out = fisher_vp(m.mlp, m.params, v, m.x, likelihood="gaussian")
-    np.testing.assert_allclose(m.to_flat(out), jf.T @ jf @ m.to_flat(v) / jac.shape[0],
-                               atol=TOL64)
+    np.testing.assert_allclose(m.to_flat(out), jf.T @ jf @ m.to_flat(v) / jac.shape[0], atol=TOL64)
     ggn = ggn_vp(m.mlp, m.half_mse, m.params, v, (m.x, m.y))
     np.testing.assert_allclose(m.to_flat(out), m.to_flat(ggn), atol=TOL64)
 
@@ -129,9 +133,11 @@ def test_empirical_fisher_vp_equals_dense(mlp64):
         x, c = xy
         return -jax.nn.log_softmax(m.mlp_one(p, x))[c]
 
-    grads = np.asarray(jax.jacobian(
-        lambda t: jax.vmap(per_example, in_axes=(None, 0))(m.unravel(t), (m.x, m.labels))
-    )(m.flat))  # (n, d)
+    grads = np.asarray(
+        jax.jacobian(
+            lambda t: jax.vmap(per_example, in_axes=(None, 0))(m.unravel(t), (m.x, m.labels))
+        )(m.flat)
+    )  # (n, d)
     emp = grads.T @ grads / grads.shape[0]
     v = m.random_like(m.params, 8)
     out = jax.jit(empirical_fisher_vp, static_argnums=0)(per_example, m.params, v, (m.x, m.labels))

@@ -70,11 +70,14 @@ def test_forces_and_energy_match_loops(x64, key):
     f = np.asarray(coulomb_forces(xc, q[:, None]))
     assert np.all(np.isfinite(f))
     # particle 0 feels everyone but its twin 1: the forces of the system without particle 1.
-    np.testing.assert_allclose(f[0], np_forces(np.delete(xc, 1, 0), np.delete(q, 1))[0],
-                               rtol=1e-12)
-    np.testing.assert_allclose(f[2:], np_forces(xc[[0, 2, 3, 4, 5]] * 0 + xc[[0, 2, 3, 4, 5]],
-                                                q[[0, 2, 3, 4, 5]])[1:] + np_forces(
-        xc[[1, 2, 3, 4, 5]], q[[1, 2, 3, 4, 5]])[1:] - np_forces(xc[2:], q[2:]), rtol=1e-10)
+    np.testing.assert_allclose(f[0], np_forces(np.delete(xc, 1, 0), np.delete(q, 1))[0], rtol=1e-12)
+    np.testing.assert_allclose(
+        f[2:],
+        np_forces(xc[[0, 2, 3, 4, 5]] * 0 + xc[[0, 2, 3, 4, 5]], q[[0, 2, 3, 4, 5]])[1:]
+        + np_forces(xc[[1, 2, 3, 4, 5]], q[[1, 2, 3, 4, 5]])[1:]
+        - np_forces(xc[2:], q[2:]),
+        rtol=1e-10,
+    )
 
 
 def test_trajectory_matches_numpy_reference(x64, key):
@@ -136,9 +139,14 @@ def test_simulator_is_e3_equivariant(dtype, permute):
         return jnp.swapaxes(locs, 0, 1), jnp.swapaxes(vels, 0, 1)
 
     err = assert_equivariant(
-        jax.jit(sim), jax.random.key(3), (x, v, q),
-        in_kinds=("position", "vector", "scalar"), out_kinds=("position", "vector"),
-        group="E3", permute=permute, rtol=1e-4 if dtype == jnp.float32 else 1e-9,
+        jax.jit(sim),
+        jax.random.key(3),
+        (x, v, q),
+        in_kinds=("position", "vector", "scalar"),
+        out_kinds=("position", "vector"),
+        group="E3",
+        permute=permute,
+        rtol=1e-4 if dtype == jnp.float32 else 1e-9,
     )
     assert err < (1e-4 if dtype == jnp.float32 else 1e-9)
 

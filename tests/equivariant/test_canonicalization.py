@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from _random_mlp import random_mlp as _mlp
 
 from geomjax.equivariant._canonicalization import (
@@ -60,13 +59,26 @@ def test_gram_schmidt_matches_qr(n_vectors, dtype, key):
 def test_gram_schmidt_equivariance(n_vectors, group, wider, dtype, key):
     vs = tuple(jax.random.normal(key, (n_vectors, 3), dtype))
     f = lambda *v: gram_schmidt_frame(*v).T  # noqa: E731  rows e_k rotate: R -> Q R
-    err = assert_equivariant(f, jax.random.key(1), vs, in_kinds=("vector",) * n_vectors,
-                             out_kinds="graph_vector", group=group, n_trials=4)
+    err = assert_equivariant(
+        f,
+        jax.random.key(1),
+        vs,
+        in_kinds=("vector",) * n_vectors,
+        out_kinds="graph_vector",
+        group=group,
+        n_trials=4,
+    )
     assert err <= _tol(dtype)
     if wider is not None:  # the cross product flips under reflections
         with pytest.raises(AssertionError):
-            assert_equivariant(f, jax.random.key(1), vs, in_kinds=("vector",) * n_vectors,
-                               out_kinds="graph_vector", group=wider)
+            assert_equivariant(
+                f,
+                jax.random.key(1),
+                vs,
+                in_kinds=("vector",) * n_vectors,
+                out_kinds="graph_vector",
+                group=wider,
+            )
 
 
 @pytest.mark.parametrize(
@@ -143,9 +155,16 @@ def test_canonicalizer_frame_is_equivariant(num_vectors, group, dtype, key):
     h = jax.random.normal(jax.random.key(2), (N, 2), dtype)
     mask = jnp.array([True, True, True, False, True, True])
     f = lambda x, h, m: canonicalizer_frame(params, x, h, m)[0].T  # noqa: E731
-    err = assert_equivariant(f, jax.random.key(3), (x, h, mask),
-                             in_kinds=("position", "scalar", "node_mask"),
-                             out_kinds="graph_vector", group=group, permute=True, n_trials=4)
+    err = assert_equivariant(
+        f,
+        jax.random.key(3),
+        (x, h, mask),
+        in_kinds=("position", "scalar", "node_mask"),
+        out_kinds="graph_vector",
+        group=group,
+        permute=True,
+        n_trials=4,
+    )
     assert err <= _tol(dtype)
     _, t = canonicalizer_frame(params, x, h, mask)
     assert_allclose_dtype(t, np.asarray(x, np.float64)[np.asarray(mask)].mean(0), scale=10)
@@ -154,9 +173,16 @@ def test_canonicalizer_frame_is_equivariant(num_vectors, group, dtype, key):
 def test_canonicalizer_vectors_are_equivariant(dtype, key):
     params = init_canonicalizer(key, 0, 16, 3, dtype)
     x = jax.random.normal(jax.random.key(1), (N, 3), dtype)
-    err = assert_equivariant(lambda x: canonicalizer_vectors(params, x)[0], jax.random.key(3), (x,),
-                             in_kinds=("position",), out_kinds="graph_vector", group="E3",
-                             permute=True, n_trials=4)
+    err = assert_equivariant(
+        lambda x: canonicalizer_vectors(params, x)[0],
+        jax.random.key(3),
+        (x,),
+        in_kinds=("position",),
+        out_kinds="graph_vector",
+        group="E3",
+        permute=True,
+        n_trials=4,
+    )
     assert err <= _tol(dtype)
     v, t = canonicalizer_vectors(params, x)
     assert v.shape == (3, 3) and t.shape == (3,)
@@ -166,22 +192,43 @@ def test_two_vector_canonicalizer_fails_under_reflections(key):
     params = init_canonicalizer(key, 0, 16, 2)
     x = jax.random.normal(jax.random.key(1), (N, 3))
     with pytest.raises(AssertionError):
-        assert_equivariant(lambda x: canonicalizer_frame(params, x)[0].T, jax.random.key(3), (x,),
-                           in_kinds=("position",), out_kinds="graph_vector", group="E3")
+        assert_equivariant(
+            lambda x: canonicalizer_frame(params, x)[0].T,
+            jax.random.key(3),
+            (x,),
+            in_kinds=("position",),
+            out_kinds="graph_vector",
+            group="E3",
+        )
 
 
 @pytest.mark.parametrize("num_vectors, group", [(2, "SE3"), (3, "E3")])
 def test_flat_mlp_backbone_becomes_invariant(num_vectors, group, dtype, key):
     """A backbone on flattened coordinates (not invariant at all) becomes exactly invariant."""
-    canon = functools.partial(canonicalizer_frame, init_canonicalizer(key, 0, 16, num_vectors, dtype))
+    canon = functools.partial(
+        canonicalizer_frame, init_canonicalizer(key, 0, 16, num_vectors, dtype)
+    )
     x = jax.random.normal(jax.random.key(1), (N, 3), dtype)
     backbone = _mlp(jax.random.key(2), [3 * N, 32, 4], dtype)
     with pytest.raises(AssertionError):
-        assert_equivariant(lambda x: backbone(x.reshape(-1)), jax.random.key(3), (x,),
-                           in_kinds=("position",), out_kinds="graph_scalar", group="SO3")
+        assert_equivariant(
+            lambda x: backbone(x.reshape(-1)),
+            jax.random.key(3),
+            (x,),
+            in_kinds=("position",),
+            out_kinds="graph_scalar",
+            group="SO3",
+        )
     fa = lambda x: canonicalized_apply(lambda y: backbone(y.reshape(-1)), canon, x)  # noqa: E731
-    err = assert_equivariant(fa, jax.random.key(3), (x,), in_kinds=("position",),
-                             out_kinds="graph_scalar", group=group, n_trials=4)
+    err = assert_equivariant(
+        fa,
+        jax.random.key(3),
+        (x,),
+        in_kinds=("position",),
+        out_kinds="graph_scalar",
+        group=group,
+        n_trials=4,
+    )
     assert err <= _tol(dtype)
 
 
@@ -198,9 +245,16 @@ def test_rowwise_backbone_all_output_kinds(dtype, key):
     f = lambda x, v: canonicalized_apply(  # noqa: E731
         backbone, canon, x, v, arg_kinds=("vector",), output=("invariant", "vector", "position")
     )
-    err = assert_equivariant(f, jax.random.key(3), (x, v), in_kinds=("position", "vector"),
-                             out_kinds=("scalar", "vector", "position"), group="E3",
-                             permute=True, n_trials=4)
+    err = assert_equivariant(
+        f,
+        jax.random.key(3),
+        (x, v),
+        in_kinds=("position", "vector"),
+        out_kinds=("scalar", "vector", "position"),
+        group="E3",
+        permute=True,
+        n_trials=4,
+    )
     assert err <= _tol(dtype)
 
 
@@ -211,8 +265,9 @@ def test_masked_canonicalized_apply(key):
     xp = jnp.concatenate([x, jnp.full((2, 3), 30.0)])
     mask = jnp.arange(N + 2) < N
     mlp = _mlp(jax.random.key(2), [3, 16, 3], jnp.float32)
-    got, (r, t) = canonicalized_apply(mlp, canon, xp, node_mask=mask, output="position",
-                                      return_frame=True)
+    got, (r, t) = canonicalized_apply(
+        mlp, canon, xp, node_mask=mask, output="position", return_frame=True
+    )
     want = canonicalized_apply(mlp, canon, x, output="position")
     assert_allclose_dtype(got[:N], want, scale=10)
     assert_allclose_dtype(t, x.mean(0), scale=10)
@@ -238,8 +293,13 @@ def test_canonicalizer_trains_end_to_end(key):
     params = init_canonicalizer(key, 0, 8, 2)
     x = jax.random.normal(jax.random.key(1), (N, 3))
     mlp = _mlp(jax.random.key(2), [3, 8, 1], jnp.float32)
-    g = jax.jit(jax.grad(lambda p: jnp.sum(canonicalized_apply(
-        mlp, functools.partial(canonicalizer_frame, p), x))))(params)
+    g = jax.jit(
+        jax.grad(
+            lambda p: jnp.sum(
+                canonicalized_apply(mlp, functools.partial(canonicalizer_frame, p), x)
+            )
+        )
+    )(params)
     norms = [float(jnp.linalg.norm(leaf)) for leaf in jax.tree.leaves(g)]
     assert all(np.isfinite(norms)) and max(norms) > 0
 

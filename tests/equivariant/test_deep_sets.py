@@ -75,7 +75,9 @@ def test_layer_default_relu_and_identity(key):
     x = _set(jax.random.key(3), 5, 2, jnp.float32)
     mask = np.ones(5, bool)
     assert_allclose_dtype(
-        deep_sets_layer(params, x), _np_layer(params, x, mask, "mean", lambda s: max(s, 0.0)), atol=1e-6
+        deep_sets_layer(params, x),
+        _np_layer(params, x, mask, "mean", lambda s: max(s, 0.0)),
+        atol=1e-6,
     )
     assert_allclose_dtype(
         deep_sets_layer(params, x, activation=None), _np_layer(params, x, mask, "mean", lambda s: s)
@@ -86,8 +88,12 @@ def test_layer_default_relu_and_identity(key):
 def test_set_pool_matches_loop(pool, key):
     x = _set(key, 7, 3, jnp.float32)
     mask = np.array([1, 0, 1, 1, 0, 0, 1], bool)
-    assert_allclose_dtype(set_pool(x, pool, jnp.asarray(mask)), _np_pool(np.asarray(x, np.float64), mask, pool))
-    assert_allclose_dtype(set_pool(x, pool), _np_pool(np.asarray(x, np.float64), np.ones(7, bool), pool))
+    assert_allclose_dtype(
+        set_pool(x, pool, jnp.asarray(mask)), _np_pool(np.asarray(x, np.float64), mask, pool)
+    )
+    assert_allclose_dtype(
+        set_pool(x, pool), _np_pool(np.asarray(x, np.float64), np.ones(7, bool), pool)
+    )
 
 
 @pytest.mark.parametrize("pool", POOLS)
@@ -116,8 +122,15 @@ def test_layer_not_equivariant_without_pool_symmetry(key):
         return deep_sets_layer(params, x) + jnp.arange(5.0)[:, None]
 
     with pytest.raises(AssertionError):
-        assert_equivariant(bad, jax.random.key(2), (x,), in_kinds=("scalar",), out_kinds="scalar",
-                           group="none", permute=True)
+        assert_equivariant(
+            bad,
+            jax.random.key(2),
+            (x,),
+            in_kinds=("scalar",),
+            out_kinds="scalar",
+            group="none",
+            permute=True,
+        )
 
 
 @pytest.mark.parametrize("pool", POOLS)
@@ -188,9 +201,13 @@ def test_vmap_matches_loop(key):
     params = init_deep_sets_layer(key, 3, 4)
     xs = jax.random.normal(jax.random.key(1), (4, 5, 3))
     masks = jax.random.bernoulli(jax.random.key(2), 0.7, (4, 5))
-    batched = jax.jit(jax.vmap(lambda x, m: deep_sets_layer(params, x, pool="max", node_mask=m)))(xs, masks)
+    batched = jax.jit(jax.vmap(lambda x, m: deep_sets_layer(params, x, pool="max", node_mask=m)))(
+        xs, masks
+    )
     for b in range(4):
-        assert_allclose_dtype(batched[b], deep_sets_layer(params, xs[b], pool="max", node_mask=masks[b]))
+        assert_allclose_dtype(
+            batched[b], deep_sets_layer(params, xs[b], pool="max", node_mask=masks[b])
+        )
 
 
 @pytest.mark.parametrize("pool", POOLS)
@@ -203,7 +220,9 @@ def test_gradients_finite_at_coincident_points(pool, x64, key):
 
     def loss(x, layer, model):
         y = deep_sets_layer(layer, x, pool=pool, node_mask=mask, activation=jnp.tanh)
-        return jnp.sum(y**2) + jnp.sum(deep_sets(model, x, pool=pool, node_mask=mask, activation=jnp.tanh))
+        return jnp.sum(y**2) + jnp.sum(
+            deep_sets(model, x, pool=pool, node_mask=mask, activation=jnp.tanh)
+        )
 
     loss = jax.jit(loss)
     check_grads_finite(loss, (x, layer, model), order=1)
@@ -218,8 +237,12 @@ def test_gradients_match_finite_differences(x64, key):
     params = init_deep_sets_layer(key, 3, 2, jnp.float64)
     x = jax.random.normal(jax.random.key(1), (5, 3), jnp.float64)
     for pool in POOLS:
-        check_grads(lambda x, p: deep_sets_layer(p, x, pool=pool, activation=jnp.tanh), (x, params),
-                    order=2, modes=("rev",))
+        check_grads(
+            lambda x, p: deep_sets_layer(p, x, pool=pool, activation=jnp.tanh),
+            (x, params),
+            order=2,
+            modes=("rev",),
+        )
 
 
 def test_validation_errors(key):

@@ -37,8 +37,23 @@ def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _ref_layer(params, h, x, senders, receivers, edge_attr=None, edge_mask=None, v=None, *,
-               normalize=False, eps=1e-8, tanh=False, coords_range=1.0, agg="mean", clamp=None):
+def _ref_layer(
+    params,
+    h,
+    x,
+    senders,
+    receivers,
+    edge_attr=None,
+    edge_mask=None,
+    v=None,
+    *,
+    normalize=False,
+    eps=1e-8,
+    tanh=False,
+    coords_range=1.0,
+    agg="mean",
+    clamp=None,
+):
     """E_GCL(_vel) forward from the paper's equations, one edge at a time, in float64 numpy."""
     p = jax.tree.map(lambda t: np.asarray(t, np.float64), params)
     h, x = np.asarray(h, np.float64), np.asarray(x, np.float64)
@@ -79,11 +94,14 @@ def _ref_layer(params, h, x, senders, receivers, edge_attr=None, edge_mask=None,
             vm = p["vel_mlp"]
             scale = _silu(h[i] @ vm["w0"] + vm["b0"]) @ vm["w1"] + vm["b1"]
             x_new[i] += scale * np.asarray(v[i], np.float64)
-    h_new = np.stack([
-        h[i] + _silu(np.concatenate([h[i], msg_sum[i]]) @ n_mlp["w0"] + n_mlp["b0"]) @ n_mlp["w1"]
-        + n_mlp["b1"]
-        for i in range(n)
-    ])
+    h_new = np.stack(
+        [
+            h[i]
+            + _silu(np.concatenate([h[i], msg_sum[i]]) @ n_mlp["w0"] + n_mlp["b0"]) @ n_mlp["w1"]
+            + n_mlp["b1"]
+            for i in range(n)
+        ]
+    )
     return h_new, x_new
 
 
@@ -118,13 +136,17 @@ def test_layer_matches_dense_reference_float64(variant, x64):
     init_kw, opts = VARIANTS[variant]
     h, x, s, r, a, v = _graph(dtype=jnp.float64)
     # A large coordinate gain so the coordinate update is not negligible in the comparison.
-    params = init_egnn_layer(jax.random.key(1), F, A, H, coord_gain=1.0, dtype=jnp.float64, **init_kw)
+    params = init_egnn_layer(
+        jax.random.key(1), F, A, H, coord_gain=1.0, dtype=jnp.float64, **init_kw
+    )
     vel = v if init_kw.get("velocity") else None
-    got_h, got_x = jax.jit(functools.partial(egnn_layer, **opts))(params, h, x, s, r,
-                                                                  edge_attr=a, v=vel)
+    got_h, got_x = jax.jit(functools.partial(egnn_layer, **opts))(
+        params, h, x, s, r, edge_attr=a, v=vel
+    )
     ref_opts = {k: val for k, val in opts.items() if k != "coords_agg"}
-    want_h, want_x = _ref_layer(params, h, x, s, r, a, v=vel, agg=opts.get("coords_agg", "mean"),
-                                **ref_opts)
+    want_h, want_x = _ref_layer(
+        params, h, x, s, r, a, v=vel, agg=opts.get("coords_agg", "mean"), **ref_opts
+    )
     assert got_h.dtype == jnp.float64
     assert_allclose_dtype(got_h, want_h)
     assert_allclose_dtype(got_x - x, want_x - np.asarray(x))  # the update itself, not just x
@@ -151,8 +173,17 @@ def test_model_matches_stacked_reference(x64):
     v = jnp.asarray(rng.normal(size=(n, 3)))
     h = jnp.linalg.norm(v, axis=1, keepdims=True)
     a = jnp.asarray(rng.normal(size=(len(s), 2)))
-    params = init_egnn(jax.random.key(3), 1, 8, 3, edge_dim=2, n_layers=3, velocity=True,
-                       coord_gain=0.5, dtype=jnp.float64)
+    params = init_egnn(
+        jax.random.key(3),
+        1,
+        8,
+        3,
+        edge_dim=2,
+        n_layers=3,
+        velocity=True,
+        coord_gain=0.5,
+        dtype=jnp.float64,
+    )
     got_h, got_x = jax.jit(egnn)(params, h, x, s, r, edge_attr=a, v=v)
     p = jax.tree.map(np.asarray, params)
     hh = np.asarray(h) @ p["embedding_in"]["w"] + p["embedding_in"]["b"]
@@ -172,21 +203,40 @@ def test_layer_is_e3_and_permutation_equivariant(variant, dtype):
     h, x, s, r, a, v = _graph(seed=4, dtype=dtype)
     params = init_egnn_layer(jax.random.key(4), F, A, H, coord_gain=1.0, dtype=dtype, **init_kw)
     if init_kw.get("velocity"):
+
         def f(h, x, s, r, a, v):
             return egnn_layer(params, h, x, s, r, edge_attr=a, v=v, **opts)
+
         args, kinds = (h, x, s, r, a, v), ("scalar", "position", "index", "index", "edge", "vector")
     else:
+
         def f(h, x, s, r, a):
             return egnn_layer(params, h, x, s, r, edge_attr=a, **opts)
+
         args, kinds = (h, x, s, r, a), ("scalar", "position", "index", "index", "edge")
     f = jax.jit(f)
     # 4 trials: reflections on trials 0 and 2, proper rotations on 1 and 3, all translated.
-    err = assert_equivariant(f, jax.random.key(5), args, in_kinds=kinds,
-                             out_kinds=("scalar", "position"), group="E3", permute=True, n_trials=4)
+    err = assert_equivariant(
+        f,
+        jax.random.key(5),
+        args,
+        in_kinds=kinds,
+        out_kinds=("scalar", "position"),
+        group="E3",
+        permute=True,
+        n_trials=4,
+    )
     assert err <= (1e-5 if dtype == jnp.float32 else 1e-10)
     # Rotations alone (no translation), with and without permutations.
-    assert_equivariant(f, jax.random.key(6), args, in_kinds=kinds, out_kinds=("scalar", "position"),
-                       group="SO3", n_trials=2)
+    assert_equivariant(
+        f,
+        jax.random.key(6),
+        args,
+        in_kinds=kinds,
+        out_kinds=("scalar", "position"),
+        group="SO3",
+        n_trials=2,
+    )
 
 
 def test_four_layer_model_is_equivariant(dtype):
@@ -196,18 +246,34 @@ def test_four_layer_model_is_equivariant(dtype):
     x = jnp.asarray(rng.normal(size=(n, 3)), dtype)
     v = jnp.asarray(rng.normal(size=(n, 3)), dtype)
     a = jnp.asarray(rng.normal(size=(len(s), 2)), dtype)
-    params = init_egnn(jax.random.key(7), 1, 32, 2, edge_dim=2, n_layers=4, velocity=True,
-                       coord_gain=0.3, dtype=dtype)
+    params = init_egnn(
+        jax.random.key(7),
+        1,
+        32,
+        2,
+        edge_dim=2,
+        n_layers=4,
+        velocity=True,
+        coord_gain=0.3,
+        dtype=dtype,
+    )
 
     @jax.jit
     def f(x, v, s, r, a):
         h = jnp.sqrt(jnp.sum(v * v, axis=1, keepdims=True))  # ||v||, invariant
         return egnn(params, h, x, s, r, edge_attr=a, v=v)
 
-    err = assert_equivariant(f, jax.random.key(8), (x, v, s, r, a),
-                             in_kinds=("position", "vector", "index", "index", "edge"),
-                             out_kinds=("scalar", "position"), group="E3", permute=True, n_trials=4,
-                             rtol=1e-4 if dtype == jnp.float32 else 1e-10)
+    err = assert_equivariant(
+        f,
+        jax.random.key(8),
+        (x, v, s, r, a),
+        in_kinds=("position", "vector", "index", "index", "edge"),
+        out_kinds=("scalar", "position"),
+        group="E3",
+        permute=True,
+        n_trials=4,
+        rtol=1e-4 if dtype == jnp.float32 else 1e-10,
+    )
     assert err <= (1e-4 if dtype == jnp.float32 else 1e-10)
 
 
@@ -217,9 +283,14 @@ def test_layer_is_not_equivariant_with_absolute_positions_as_features():
     params = init_egnn_layer(jax.random.key(9), 3, A, H, coord_gain=1.0)
     f = lambda x, s, r, a: egnn_layer(params, x, x, s, r, edge_attr=a)  # noqa: E731
     with pytest.raises(AssertionError, match="not equivariant"):
-        assert_equivariant(f, jax.random.key(0), (x, s, r, a),
-                           in_kinds=("position", "index", "index", "edge"),
-                           out_kinds=("scalar", "position"), group="E3")
+        assert_equivariant(
+            f,
+            jax.random.key(0),
+            (x, s, r, a),
+            in_kinds=("position", "index", "index", "edge"),
+            out_kinds=("scalar", "position"),
+            group="E3",
+        )
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -233,8 +304,9 @@ def _all_finite(tree):
 def test_gradients_finite_at_coincident_points_and_zero_velocity(normalize, dtype):
     n = 4
     s, r = fully_connected_graph(n)
-    params = init_egnn_layer(jax.random.key(10), 2, 0, 8, velocity=True, attention=True,
-                             coord_gain=1.0, dtype=dtype)
+    params = init_egnn_layer(
+        jax.random.key(10), 2, 0, 8, velocity=True, attention=True, coord_gain=1.0, dtype=dtype
+    )
     h = jnp.ones((n, 2), dtype)
     v = jnp.zeros((n, 3), dtype)
 
@@ -248,7 +320,9 @@ def test_gradients_finite_at_coincident_points_and_zero_velocity(normalize, dtyp
     def derivatives(p, h, x, v):
         # Gradient w.r.t. everything, and a Hessian-vector product (forward-over-reverse) in
         # (h, x, v) along a dense direction: a NaN anywhere in the Hessian reaches it.
-        dirs = tuple(jnp.linspace(0.5, 1.5, t.size, dtype=dtype).reshape(t.shape) for t in (h, x, v))
+        dirs = tuple(
+            jnp.linspace(0.5, 1.5, t.size, dtype=dtype).reshape(t.shape) for t in (h, x, v)
+        )
         hvp = jax.jvp(lambda *a: grad(p, *a)[1:], (h, x, v), dirs)[1]
         return loss(p, h, x, v), grad(p, h, x, v), hvp
 
@@ -282,8 +356,9 @@ def test_padding_nodes_and_edges_do_not_change_real_nodes():
     x = jnp.asarray(rng.normal(size=(n, 3)), jnp.float32)
     v = jnp.asarray(rng.normal(size=(n, 3)), jnp.float32)
     a = jnp.asarray(rng.normal(size=(len(s), A)), jnp.float32)
-    params = init_egnn_layer(jax.random.key(12), F, A, H, velocity=True, attention=True,
-                             coord_gain=1.0)
+    params = init_egnn_layer(
+        jax.random.key(12), F, A, H, velocity=True, attention=True, coord_gain=1.0
+    )
     want_h, want_x = jax.jit(egnn_layer)(params, h, x, s, r, edge_attr=a, v=v)
 
     # Padding: 3 extra nodes with garbage, and edges that are masked, point out of range or touch
@@ -301,8 +376,9 @@ def test_padding_nodes_and_edges_do_not_change_real_nodes():
     em = jnp.concatenate([jnp.ones(len(s), bool), extra_m])
     nm = jnp.arange(n + n_pad) < n
     got_h, got_x = jax.jit(
-        lambda *args: egnn_layer(params, *args[:4], edge_attr=args[4], edge_mask=args[5],
-                                 node_mask=args[6], v=args[7])
+        lambda *args: egnn_layer(
+            params, *args[:4], edge_attr=args[4], edge_mask=args[5], node_mask=args[6], v=args[7]
+        )
     )(hp, xp, sp, rp, ap, em, nm, vp)
     assert_allclose_dtype(got_h[:n], want_h)
     assert_allclose_dtype(got_x[:n], want_x)
@@ -319,8 +395,15 @@ def test_vmap_over_graphs_equals_batch_graphs():
     params = init_egnn_layer(keys[2], F, 0, 16, coord_gain=1.0)
     per = jax.jit(jax.vmap(lambda hh, xx: egnn_layer(params, hh, xx, s, r)))(h, x)
     g = batch_graphs(jnp.stack([s] * b), jnp.stack([r] * b), n)
-    flat = jax.jit(egnn_layer)(params, h.reshape(b * n, F), x.reshape(b * n, 3), g.senders,
-                               g.receivers, edge_mask=g.edge_mask, node_mask=g.node_mask)
+    flat = jax.jit(egnn_layer)(
+        params,
+        h.reshape(b * n, F),
+        x.reshape(b * n, 3),
+        g.senders,
+        g.receivers,
+        edge_mask=g.edge_mask,
+        node_mask=g.node_mask,
+    )
     assert_allclose_dtype(flat[0], per[0].reshape(b * n, F))
     assert_allclose_dtype(flat[1], per[1].reshape(b * n, 3))
 
@@ -337,7 +420,9 @@ def test_init_shapes_and_small_coordinate_gain():
     bound = 0.001 * np.sqrt(6.0 / (H + 1))  # Xavier-uniform, gain 0.001
     assert 0 < np.max(np.abs(p["coord_mlp"]["w1"])) <= bound
     w0 = np.asarray(p["edge_mlp"]["w0"])  # torch nn.Linear default: U(+-1/sqrt(fan_in))
-    assert np.max(np.abs(w0)) <= 1 / np.sqrt(2 * F + 1 + A) and np.std(w0) > 0.3 / np.sqrt(2 * F + 1 + A)
+    assert np.max(np.abs(w0)) <= 1 / np.sqrt(2 * F + 1 + A) and np.std(w0) > 0.3 / np.sqrt(
+        2 * F + 1 + A
+    )
     with jax.enable_x64(True):
         p64 = init_egnn_layer(jax.random.key(0), F, 0, H, dtype=jnp.float64)
         assert all(t.dtype == jnp.float64 for t in jax.tree.leaves(p64))

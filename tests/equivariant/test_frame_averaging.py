@@ -9,9 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
-
 from _random_mlp import random_mlp as _mlp
+from jax.test_util import check_grads
 
 from geomjax.equivariant._frame_averaging import FrameInfo, _eigh, frame_average, pca_frames
 from geomjax.testing import assert_allclose_dtype, check_grads_finite
@@ -97,7 +96,11 @@ def test_frame_is_equivariant(dtype, key):
         return clouds[order]
 
     err = assert_equivariant(
-        canonical_clouds, jax.random.key(3), (x,), in_kinds=("position",), out_kinds="graph_scalar",
+        canonical_clouds,
+        jax.random.key(3),
+        (x,),
+        in_kinds=("position",),
+        out_kinds="graph_scalar",
         group="E3",
     )
     assert err <= _tol(dtype)
@@ -132,8 +135,14 @@ def test_unaveraged_mlp_is_not_equivariant(key):
     x = _cloud(key, jnp.float32)
     f = _mlp(jax.random.key(5), [N * 3, 16, 4], jnp.float32)
     with pytest.raises(AssertionError):
-        assert_equivariant(lambda x: f(x.reshape(-1)), jax.random.key(3), (x,),
-                           in_kinds=("position",), out_kinds="graph_scalar", group="SO3")
+        assert_equivariant(
+            lambda x: f(x.reshape(-1)),
+            jax.random.key(3),
+            (x,),
+            in_kinds=("position",),
+            out_kinds="graph_scalar",
+            group="SO3",
+        )
 
 
 @pytest.mark.parametrize("group", ["E3", "SE3", "O3", "SO3"])
@@ -141,20 +150,36 @@ def test_flat_mlp_becomes_invariant(group, dtype, key):
     x = _cloud(key, dtype)
     f = _mlp(jax.random.key(5), [N * 3, 32, 4], dtype)
     fa = lambda x: frame_average(lambda y: f(y.reshape(-1)), x, group=group)  # noqa: E731
-    err = assert_equivariant(fa, jax.random.key(3), (x,), in_kinds=("position",),
-                             out_kinds="graph_scalar", group=group, n_trials=4)
+    err = assert_equivariant(
+        fa,
+        jax.random.key(3),
+        (x,),
+        in_kinds=("position",),
+        out_kinds="graph_scalar",
+        group=group,
+        n_trials=4,
+    )
     assert err <= _tol(dtype)
 
 
-@pytest.mark.parametrize("group, wider", [("SO3", "O3"), ("SE3", "E3"), ("O3", "E3"), ("SO3", "SE3")])
+@pytest.mark.parametrize(
+    "group, wider", [("SO3", "O3"), ("SE3", "E3"), ("O3", "E3"), ("SO3", "SE3")]
+)
 def test_frame_average_fails_outside_its_group(group, wider, key):
     """SO3 frames do not handle reflections; O3/SO3 frames do not handle translations."""
     x = _cloud(key, jnp.float32)
     f = _mlp(jax.random.key(5), [N * 3, 32, 4], jnp.float32)
     fa = lambda x: frame_average(lambda y: f(y.reshape(-1)), x, group=group)  # noqa: E731
     with pytest.raises(AssertionError):
-        assert_equivariant(fa, jax.random.key(3), (x,), in_kinds=("position",),
-                           out_kinds="graph_scalar", group=wider, n_trials=2)
+        assert_equivariant(
+            fa,
+            jax.random.key(3),
+            (x,),
+            in_kinds=("position",),
+            out_kinds="graph_scalar",
+            group=wider,
+            n_trials=2,
+        )
 
 
 @pytest.mark.parametrize("group", ["E3", "SE3"])
@@ -168,11 +193,23 @@ def test_rowwise_mlp_becomes_e3_and_permutation_equivariant(group, dtype, key):
         z = f(jnp.concatenate([y, h], axis=-1))
         return z[:, :1], z[:, 1:4], z[:, 4:]
 
-    fa = lambda x, h: frame_average(g, x, h, group=group,  # noqa: E731
-                                    output=("invariant", "vector", "position"))
-    err = assert_equivariant(fa, jax.random.key(3), (x, h), in_kinds=("position", "scalar"),
-                             out_kinds=("scalar", "vector", "position"), group=group,
-                             permute=True, n_trials=4)
+    fa = lambda x, h: frame_average(
+        g,
+        x,
+        h,
+        group=group,  # noqa: E731
+        output=("invariant", "vector", "position"),
+    )
+    err = assert_equivariant(
+        fa,
+        jax.random.key(3),
+        (x, h),
+        in_kinds=("position", "scalar"),
+        out_kinds=("scalar", "vector", "position"),
+        group=group,
+        permute=True,
+        n_trials=4,
+    )
     assert err <= _tol(dtype)
 
 
@@ -183,8 +220,15 @@ def test_vector_arguments_are_canonicalized(dtype, key):
     fa = lambda x, v: frame_average(  # noqa: E731
         lambda y, w: f(jnp.concatenate([y, w], -1)), x, v, arg_kinds=("vector",), output="vector"
     )
-    err = assert_equivariant(fa, jax.random.key(3), (x, v), in_kinds=("position", "vector"),
-                             out_kinds="vector", group="E3", permute=True)
+    err = assert_equivariant(
+        fa,
+        jax.random.key(3),
+        (x, v),
+        in_kinds=("position", "vector"),
+        out_kinds="vector",
+        group="E3",
+        permute=True,
+    )
     assert err <= _tol(dtype)
 
 
@@ -192,8 +236,9 @@ def test_two_dimensional_clouds(key):
     x = _cloud(key, jnp.float32, scales=(2.0, 1.0))
     f = _mlp(jax.random.key(5), [2 * N, 16, 2], jnp.float32)
     fa = lambda x: frame_average(lambda y: f(y.reshape(-1)), x, output="vector")  # noqa: E731
-    err = assert_equivariant(fa, jax.random.key(3), (x,), in_kinds=("position",),
-                             out_kinds="graph_vector", group="E3")
+    err = assert_equivariant(
+        fa, jax.random.key(3), (x,), in_kinds=("position",), out_kinds="graph_vector", group="E3"
+    )
     assert err <= 1e-5
 
 
@@ -222,7 +267,9 @@ def test_stochastic_samples_frames_and_is_equivariant_in_distribution(key):
     keys = jax.random.split(jax.random.key(11), 96)
 
     def samples(x):
-        return jax.vmap(lambda k: frame_average(g, x, key=k, stochastic=True, output="vector"))(keys)
+        return jax.vmap(lambda k: frame_average(g, x, key=k, stochastic=True, output="vector"))(
+            keys
+        )
 
     def distinct(s):
         s = np.asarray(s, np.float64)
@@ -282,8 +329,11 @@ def test_gradients_finite_at_coincident_points(frame_grad, x64):
         check_grads_finite(loss, (x,), order=2, hessian="hvp")
     check_grads_finite(loss, (cube,), order=1)
     mask = jnp.array([True, True, False, False, False])
-    masked = jax.jit(lambda x: jnp.sum(frame_average(f, x, node_mask=mask, output="vector",
-                                                     frame_grad=frame_grad) ** 2))
+    masked = jax.jit(
+        lambda x: jnp.sum(
+            frame_average(f, x, node_mask=mask, output="vector", frame_grad=frame_grad) ** 2
+        )
+    )
     check_grads_finite(masked, (jnp.ones((5, 3), jnp.float64),), order=2, hessian="hvp")
 
 
@@ -296,8 +346,12 @@ def test_safe_eigh_derivative_matches_jax_at_distinct_eigenvalues(x64, key):
     want = jax.jvp(jnp.linalg.eigh, (a,), (da,))
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         assert_allclose_dtype(g, w)
-    check_grads(jax.jit(lambda a: _eigh(0.5 * (a + a.T))[1][:, -1] ** 2), (a,), order=2,
-                modes=("fwd", "rev"))
+    check_grads(
+        jax.jit(lambda a: _eigh(0.5 * (a + a.T))[1][:, -1] ** 2),
+        (a,),
+        order=2,
+        modes=("fwd", "rev"),
+    )
 
 
 def test_frame_grad_true_is_the_exact_gradient(x64, key):
@@ -312,9 +366,12 @@ def test_frame_grad_true_is_the_exact_gradient(x64, key):
 def test_gradient_field_is_equivariant(frame_grad, x64, key):
     x = _cloud(key, jnp.float64)
     f = _mlp(jax.random.key(5), [N * 3, 8, 1], jnp.float64)
-    grad = jax.grad(lambda x: frame_average(lambda y: f(y.reshape(-1))[0], x, frame_grad=frame_grad))
-    err = assert_equivariant(grad, jax.random.key(3), (x,), in_kinds=("position",),
-                             out_kinds="vector", group="E3")
+    grad = jax.grad(
+        lambda x: frame_average(lambda y: f(y.reshape(-1))[0], x, frame_grad=frame_grad)
+    )
+    err = assert_equivariant(
+        grad, jax.random.key(3), (x,), in_kinds=("position",), out_kinds="vector", group="E3"
+    )
     assert err <= 1e-10
 
 

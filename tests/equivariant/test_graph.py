@@ -107,7 +107,8 @@ def test_segment_gradients_float64(x64):
     @jax.jit
     def loss(d):
         return jnp.sum(segment_max(d, ids, N_SEG, mask=mask) ** 2) + jnp.sum(
-            segment_mean(d, ids, N_SEG, mask=mask) ** 2)
+            segment_mean(d, ids, N_SEG, mask=mask) ** 2
+        )
 
     check_grads_finite(loss, (data,), order=1)
 
@@ -161,7 +162,9 @@ def test_radius_graph_matches_brute_force(k):
     x = rng.normal(size=(n, 3))
     node_mask = np.ones(n, bool)
     node_mask[7] = False
-    s, rcv, m = jax.jit(radius_graph, static_argnums=2)(jnp.asarray(x), r, k, jnp.asarray(node_mask))
+    s, rcv, m = jax.jit(radius_graph, static_argnums=2)(
+        jnp.asarray(x), r, k, jnp.asarray(node_mask)
+    )
     assert s.shape == rcv.shape == m.shape == (n * k,)
     s, rcv, m = np.asarray(s), np.asarray(rcv), np.asarray(m)
     want = _radius_brute(x, r, k, node_mask)
@@ -190,8 +193,13 @@ def test_batch_graphs_lists_of_different_sizes():
     s0, r0 = fully_connected_graph(3)
     s1, r1, m1 = radius_graph(jnp.array([[0.0, 0.0], [0.5, 0.0], [5.0, 5.0], [9.0, 9.0]]), 1.0, 2)
     nm1 = jnp.array([True, True, True, False])
-    g = batch_graphs([s0, s1], [r0, r1], [3, 4], edge_mask=[jnp.ones(6, bool), m1],
-                     node_mask=[jnp.ones(3, bool), nm1])
+    g = batch_graphs(
+        [s0, s1],
+        [r0, r1],
+        [3, 4],
+        edge_mask=[jnp.ones(6, bool), m1],
+        node_mask=[jnp.ones(3, bool), nm1],
+    )
     assert isinstance(g, GraphBatch)
     np.testing.assert_array_equal(g.senders, np.concatenate([s0, np.asarray(s1) + 3]))
     np.testing.assert_array_equal(g.receivers, np.concatenate([r0, np.asarray(r1) + 3]))

@@ -62,7 +62,9 @@ def test_check_grads_order2(point):
         else:
             a = m = np.diag([1.0, 1.0, 2.0])
         x = rng.normal(size=(3, 3))
-        check_grads(lambda a, m, x: solve_lyapunov(a, x, m), (a, m, x), order=2, modes=("fwd", "rev"))
+        check_grads(
+            lambda a, m, x: solve_lyapunov(a, x, m), (a, m, x), order=2, modes=("fwd", "rev")
+        )
         check_grads(lambda a, x: solve_lyapunov(a, x), (a, x), order=2, modes=("fwd", "rev"))
 
 

@@ -32,7 +32,11 @@ CASES = [
     ("logm", logm, lambda a: sla.logm(a)),
     ("powm(0.3)", lambda a: powm(a, 0.3), lambda a: sla.fractional_matrix_power(a, 0.3)),
     ("powm(-1.7)", lambda a: powm(a, -1.7), lambda a: sla.fractional_matrix_power(a, -1.7)),
-    ("powm(traced 0.3)", lambda a: powm(a, jnp.asarray(0.3)), lambda a: sla.fractional_matrix_power(a, 0.3)),
+    (
+        "powm(traced 0.3)",
+        lambda a: powm(a, jnp.asarray(0.3)),
+        lambda a: sla.fractional_matrix_power(a, 0.3),
+    ),
 ]
 
 
@@ -132,8 +136,10 @@ def test_gradient_matches_finite_difference_of_scipy():
     rng = np.random.default_rng(6)
     a = random_spd(rng, 4, 50.0)
     w = rng.normal(size=(4, 4))
+
     def loss_np(m):
         return float(np.sum(w * np.real(sla.logm(m))))
+
     h = 1e-6
     fd = np.zeros((4, 4))
     for i in range(4):

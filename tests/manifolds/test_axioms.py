@@ -34,7 +34,10 @@ CASES["spd_log_cholesky"] = (M.SPDLogCholesky(3), _SPD)
 CASES["spd_bures"] = (M.SPDBuresWasserstein(3), _SPD)
 CASES["spd_gen_bures"] = (M.SPDGeneralizedBuresWasserstein(_M_GBW), _SPD)
 CASES["spd_power_bures"] = (M.PowerDeformed(M.SPDBuresWasserstein(3), 0.5), _SPD)
-CASES["spd_power_gen_bures"] = (M.PowerDeformed(M.SPDGeneralizedBuresWasserstein(_M_GBW), -0.7), _SPD)
+CASES["spd_power_gen_bures"] = (
+    M.PowerDeformed(M.SPDGeneralizedBuresWasserstein(_M_GBW), -0.7),
+    _SPD,
+)
 CASES["spd_power_affine"] = (M.PowerDeformed(M.SPDAffineInvariant(3), 1.5), _SPD)
 
 

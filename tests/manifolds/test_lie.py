@@ -164,9 +164,15 @@ def test_quaternions_vs_scipy(dtype):
         qn = q / np.linalg.norm(q) * np.sign(q[0])
         np.testing.assert_allclose(matrix_to_quat(R), qn, rtol=0, atol=8 * _eps(dtype))
     # Every Shepperd branch: largest of (trace, R00, R11, R22).
-    mats = [Rotation.from_rotvec(v).as_matrix() for v in (
-        [0.1, 0.2, -0.3], [PI - 0.1, 0.05, 0.0], [0.0, PI - 0.1, 0.05], [0.05, 0.0, PI - 0.1]
-    )]
+    mats = [
+        Rotation.from_rotvec(v).as_matrix()
+        for v in (
+            [0.1, 0.2, -0.3],
+            [PI - 0.1, 0.05, 0.0],
+            [0.0, PI - 0.1, 0.05],
+            [0.05, 0.0, PI - 0.1],
+        )
+    ]
     for R in mats:
         q = matrix_to_quat(jnp.asarray(R, dtype))
         np.testing.assert_allclose(q, _scipy_quat(R), rtol=0, atol=8 * _eps(dtype))
@@ -214,9 +220,7 @@ def test_adjoint_identities(dtype):
     lhs = T @ sl.expm(np.asarray(hat_se3(xi))) @ np.linalg.inv(T)
     adx = np.asarray(se3.adjoint(jnp.asarray(T, dtype)), np.float64) @ xi
     np.testing.assert_allclose(sl.expm(np.asarray(hat_se3(adx))), lhs, atol=32 * _eps(dtype))
-    np.testing.assert_allclose(
-        exp_se3(jnp.asarray(adx, dtype)), lhs, atol=32 * _eps(dtype)
-    )
+    np.testing.assert_allclose(exp_se3(jnp.asarray(adx, dtype)), lhs, atol=32 * _eps(dtype))
     R, w = T[:3, :3], xi[:3]
     adw = np.asarray(so3.adjoint(jnp.asarray(R, dtype)), np.float64) @ w
     np.testing.assert_allclose(
@@ -377,11 +381,7 @@ def _singular_configs(dtype):
 
 def _pair_terms(a, b):
     so3, ones = SO3(), jnp.ones(3, a.dtype)
-    return (
-        so3.dist(a, b)
-        + jnp.sum(so3.log(a, b))
-        + jnp.sum(so3.transp(a, b, a @ hat(ones)))
-    )
+    return so3.dist(a, b) + jnp.sum(so3.log(a, b)) + jnp.sum(so3.transp(a, b, a @ hat(ones)))
 
 
 def _matrix_terms(m):

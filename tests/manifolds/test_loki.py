@@ -33,9 +33,11 @@ def test_matches_brute_force():
     k, m, batch = 5, 8, 20
     dists = np.stack([_random_metric(rng, m, k) for _ in range(batch)])
     probs = rng.dirichlet(np.ones(k), size=batch)
-    pred = jax.jit(jax.vmap(loki_predict))(jnp.asarray(probs, jnp.float32), jnp.asarray(dists, jnp.float32))
+    pred = jax.jit(jax.vmap(loki_predict))(
+        jnp.asarray(probs, jnp.float32), jnp.asarray(dists, jnp.float32)
+    )
     scores = jax.vmap(loki_scores)(jnp.asarray(probs, jnp.float32), jnp.asarray(dists, jnp.float32))
-    ref_scores = np.einsum("bi,byi->by", probs, dists ** 2)
+    ref_scores = np.einsum("bi,byi->by", probs, dists**2)
     np.testing.assert_allclose(scores, ref_scores, rtol=1e-5)
     ref = np.array([_brute_force(p, d) for p, d in zip(probs, dists)])
     margin = np.sort(ref_scores, axis=1)[:, 1] - np.sort(ref_scores, axis=1)[:, 0]
@@ -70,7 +72,7 @@ def test_points_with_metric_match_distance_matrix(x64):
     dist = np.arccos(np.clip(np.asarray(cands) @ np.asarray(labels).T, -1.0, 1.0))
     probs = jnp.asarray(np.random.default_rng(2).dirichlet(np.ones(4), size=10))
     ours = jax.vmap(lambda p: loki_scores(p, labels, metric=sphere, candidates=cands))(probs)
-    np.testing.assert_allclose(ours, np.asarray(probs) @ (dist ** 2).T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours, np.asarray(probs) @ (dist**2).T, rtol=1e-10, atol=1e-12)
     pred = jax.vmap(lambda p: loki_predict(p, labels, metric=sphere, candidates=cands))(probs)
     np.testing.assert_array_equal(pred, [_brute_force(np.asarray(p), dist) for p in probs])
     # Default candidates are the labels themselves.

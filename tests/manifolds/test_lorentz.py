@@ -12,10 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from jax.test_util import check_grads
 
-from geomjax.testing import check_grads_finite
 from geomjax.manifolds._lorentz import (
     Lorentz,
     lorentz_to_poincare,
@@ -23,6 +21,7 @@ from geomjax.manifolds._lorentz import (
     poincare_to_lorentz,
 )
 from geomjax.manifolds._poincare import PoincareBall
+from geomjax.testing import check_grads_finite
 
 DIM = 4
 N = 16
@@ -83,7 +82,7 @@ def _batch_quantities(m, xs, ys, zs, us, vs):
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _data(dtype_name):
     dtype = jnp.dtype(dtype_name)
     xs, ys, zs = (_points(dtype, seed=s) for s in (0, 2, 3))

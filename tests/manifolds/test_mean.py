@@ -79,7 +79,9 @@ def test_sphere_matches_bruteforce_float64(x64):
 
 def test_sphere_float32_agrees_with_float64():
     pts, w = _cluster(N, 2)
-    res32 = frechet_mean(Sphere(2), jnp.asarray(pts, jnp.float32), jnp.asarray(w, jnp.float32), tol=1e-5)
+    res32 = frechet_mean(
+        Sphere(2), jnp.asarray(pts, jnp.float32), jnp.asarray(w, jnp.float32), tol=1e-5
+    )
     assert res32.mean.dtype == jnp.float32
     assert bool(res32.converged) and float(res32.grad_norm) <= 1e-5
     ref = _sphere_mean_bruteforce(pts, w)
@@ -129,7 +131,7 @@ def test_coincident_points_nan_free_zero_iterations():
 
 def test_zero_weights_ignore_points(x64):
     pts, w = _cluster(N, 5)
-    w[N // 2:] = 0.0
+    w[N // 2 :] = 0.0
     res = frechet_mean(Sphere(2), jnp.asarray(pts), jnp.asarray(w), tol=1e-12)
     sub = frechet_mean(Sphere(2), jnp.asarray(pts[: N // 2]), jnp.asarray(w[: N // 2]), tol=1e-12)
     np.testing.assert_allclose(res.mean, sub.mean, atol=1e-12)
@@ -139,7 +141,12 @@ def test_init_and_step_size_reach_the_same_mean(x64):
     pts, w = _cluster(N, 6)
     base = frechet_mean(Sphere(2), jnp.asarray(pts), jnp.asarray(w), tol=1e-12)
     other = frechet_mean(
-        Sphere(2), jnp.asarray(pts), jnp.asarray(w), tol=1e-12, step_size=0.5, init=jnp.asarray(pts[-1]),
+        Sphere(2),
+        jnp.asarray(pts),
+        jnp.asarray(w),
+        tol=1e-12,
+        step_size=0.5,
+        init=jnp.asarray(pts[-1]),
         max_iter=200,
     )
     assert bool(other.converged) and int(other.n_iters) > int(base.n_iters)

@@ -46,13 +46,19 @@ def test_geoopt_sphere_poincare_lorentz():
     for ours, theirs, kw in cases:
         x, y = _points(ours, 32, **kw)
         expected = theirs.dist(torch.tensor(x), torch.tensor(y)).numpy()
-        np.testing.assert_allclose(_ours(ours, x, y), expected, rtol=1e-6, atol=1e-9,
-                                   err_msg=type(ours).__name__)
+        np.testing.assert_allclose(
+            _ours(ours, x, y), expected, rtol=1e-6, atol=1e-9, err_msg=type(ours).__name__
+        )
         # log agrees too (same metric, same point representation).
         with jax.enable_x64(True):
             ours_log = np.asarray(jax.vmap(ours.log)(jnp.asarray(x), jnp.asarray(y)))
-        np.testing.assert_allclose(ours_log, theirs.logmap(torch.tensor(x), torch.tensor(y)).numpy(),
-                                   rtol=1e-6, atol=1e-9, err_msg=type(ours).__name__)
+        np.testing.assert_allclose(
+            ours_log,
+            theirs.logmap(torch.tensor(x), torch.tensor(y)).numpy(),
+            rtol=1e-6,
+            atol=1e-9,
+            err_msg=type(ours).__name__,
+        )
 
 
 def test_geomstats_sphere_poincare_so3():
@@ -64,10 +70,13 @@ def test_geomstats_sphere_poincare_so3():
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"geomstats unavailable: {exc}")
     x, y = _points(Sphere(3), 16)
-    np.testing.assert_allclose(_ours(Sphere(3), x, y), Hypersphere(dim=3).metric.dist(x, y), rtol=1e-6)
+    np.testing.assert_allclose(
+        _ours(Sphere(3), x, y), Hypersphere(dim=3).metric.dist(x, y), rtol=1e-6
+    )
     x, y = _points(PoincareBall(3, 1.0), 16, scale=0.7)
-    np.testing.assert_allclose(_ours(PoincareBall(3, 1.0), x, y), GsBall(dim=3).metric.dist(x, y),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        _ours(PoincareBall(3, 1.0), x, y), GsBall(dim=3).metric.dist(x, y), rtol=1e-6
+    )
     x, y = _points(SO3(), 16)
     so3 = SpecialOrthogonal(n=3, point_type="matrix")
     # geomstats' bi-invariant metric on SO(3) matrices is <u, v> = tr(u^T v) / 2, as ours: the angle.

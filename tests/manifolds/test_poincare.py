@@ -12,10 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from jax.test_util import check_grads
 
-from geomjax.testing import check_grads_finite
 from geomjax.manifolds._poincare import (
     PoincareBall,
     boundary_margin,
@@ -23,6 +21,7 @@ from geomjax.manifolds._poincare import (
     mobius_matvec,
     mobius_scalar_mul,
 )
+from geomjax.testing import check_grads_finite
 
 DIM = 4
 N = 16
@@ -120,7 +119,7 @@ def _batch_quantities(m, xs, ys, zs, us, vs):
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _data(dtype_name):
     dtype = jnp.dtype(dtype_name)
     # scale 1.5: geodesic radius ~ 3, sqrt(c)|x| up to ~0.99, so the boundary region is sampled.
@@ -230,9 +229,7 @@ def test_dist_log_exp_transp_match_ganea_formulas(dtype):
     np.testing.assert_allclose(q["d_xy"], d_ref, rtol=_tol(dtype, 20))
     np.testing.assert_allclose(q["log"], log_ref, rtol=_tol(dtype, 50), atol=_tol(dtype, 50))
     np.testing.assert_allclose(q["exp"], exp_ref, atol=_tol(dtype, 20))
-    np.testing.assert_allclose(
-        q["transp"], tr_ref, atol=_tol(dtype, 50) * np.abs(tr_ref).max()
-    )
+    np.testing.assert_allclose(q["transp"], tr_ref, atol=_tol(dtype, 50) * np.abs(tr_ref).max())
     np.testing.assert_allclose(q["madd"], madd_ref, atol=_tol(dtype, 10))
     np.testing.assert_allclose(q["cancel"], pts["ys"], atol=_tol(dtype, 50))  # (-x) + (x + y) = y
 

@@ -54,8 +54,12 @@ def test_construction_and_shapes():
 
 @pytest.mark.parametrize(
     "arg, err, match",
-    [((), ValueError, "at least one"), (Sphere(2), TypeError, "manifolds"),
-     ((Sphere(2), 3), TypeError, r"manifolds\[1\]"), ("ab", TypeError, r"manifolds\[0\]")],
+    [
+        ((), ValueError, "at least one"),
+        (Sphere(2), TypeError, "manifolds"),
+        ((Sphere(2), 3), TypeError, r"manifolds\[1\]"),
+        ("ab", TypeError, r"manifolds\[0\]"),
+    ],
 )
 def test_bad_construction_raises(arg, err, match):
     with pytest.raises(err, match=match):
@@ -138,7 +142,9 @@ def test_product_of_euclideans_is_euclidean(x64):
     m = Product((Euclidean(2), Euclidean(3)))
     xs, ys = _points(m, jnp.float64, 5, 0), _points(m, jnp.float64, 5, 1)
     flat_x, flat_y = np.concatenate(xs, -1), np.concatenate(ys, -1)
-    np.testing.assert_allclose(jax.vmap(m.dist)(xs, ys), np.linalg.norm(flat_y - flat_x, axis=-1), rtol=1e-13)
+    np.testing.assert_allclose(
+        jax.vmap(m.dist)(xs, ys), np.linalg.norm(flat_y - flat_x, axis=-1), rtol=1e-13
+    )
     t = jax.vmap(m.transp)(xs, ys, ys)
     np.testing.assert_array_equal(np.concatenate(t, -1), flat_y)
 
@@ -147,7 +153,10 @@ def test_nested_product(x64):
     inner = _sphere_euclid()
     m = Product((inner, Euclidean(1)))
     assert m.dim == 2 + 3 + 1
-    x, y = m.random_point(jax.random.key(0), jnp.float64), m.random_point(jax.random.key(1), jnp.float64)
+    x, y = (
+        m.random_point(jax.random.key(0), jnp.float64),
+        m.random_point(jax.random.key(1), jnp.float64),
+    )
     ref = np.sqrt(float(inner.dist(x[0], y[0])) ** 2 + float((y[1] - x[1])[0]) ** 2)
     np.testing.assert_allclose(m.dist(x, y), ref, rtol=1e-13)
     assert float(m.check_point(m.exp(x, m.log(x, y)))) < 1e-14
@@ -159,7 +168,10 @@ def test_nested_product(x64):
 def test_random_point_tangent_and_checks(x64):
     m = _sphere_euclid()
     x = m.random_point(jax.random.key(0), jnp.float64)
-    assert [a.dtype for a in x] == [jnp.float64, jnp.float64] and [a.shape for a in x] == [(3,), (3,)]
+    assert [a.dtype for a in x] == [jnp.float64, jnp.float64] and [a.shape for a in x] == [
+        (3,),
+        (3,),
+    ]
     assert float(m.check_point(x)) < 1e-15
     # Independent keys per factor: two equal-shaped Euclidean factors get different draws.
     e = Product((Euclidean(3), Euclidean(3))).random_point(jax.random.key(0))
@@ -177,7 +189,9 @@ def test_random_point_tangent_and_checks(x64):
 
 
 def test_axioms(dtype):
-    check_manifold_axioms(Product((Sphere(2), Euclidean(2))), jax.random.key(0), dtype=dtype, n_samples=4)
+    check_manifold_axioms(
+        Product((Sphere(2), Euclidean(2))), jax.random.key(0), dtype=dtype, n_samples=4
+    )
 
 
 # -- NaN safety and derivatives -----------------------------------------------------------------------
@@ -195,7 +209,10 @@ def test_dist_and_log_at_coincident_points_are_nan_free(x64):
 
 def test_dist_gradient_matches_finite_differences(x64):
     m = _sphere_euclid()
-    x, y = m.random_point(jax.random.key(0), jnp.float64), m.random_point(jax.random.key(1), jnp.float64)
+    x, y = (
+        m.random_point(jax.random.key(0), jnp.float64),
+        m.random_point(jax.random.key(1), jnp.float64),
+    )
     check_grads(lambda a0, a1: m.dist((a0, a1), y), x, order=2, modes=("rev", "fwd"))
 
 

@@ -36,8 +36,16 @@ def _pairs(rng):
     out = [(_spd(rng), _spd(rng), 1e-10) for _ in range(4)]
     # condition numbers ~1e6-1e10: scipy's own error is ~eps cond here
     out += [(_spd(rng, spread=4.0), _spd(rng, spread=4.0), 1e-8)]
-    out += [(a, b, 1e-10) for a, b in
-            ((eye, _spd(rng)), (_spd(rng), eye), (rep, _spd(rng)), (eye, rep), (rep, 3.0 * rep))]
+    out += [
+        (a, b, 1e-10)
+        for a, b in (
+            (eye, _spd(rng)),
+            (_spd(rng), eye),
+            (rep, _spd(rng)),
+            (eye, rep),
+            (rep, 3.0 * rep),
+        )
+    ]
     return out
 
 
@@ -57,8 +65,12 @@ def test_routes_vanish_at_coincident_points(x64, route):
     leaves ~1e-15 off the identity, so there the bound is the squared round-off ``(1e-12)^2``."""
     rng = np.random.default_rng(1)
     threshold = N * (8.0 * np.finfo(np.float64).eps) ** 2
-    cases = [(np.eye(N), threshold), (_spd(rng), threshold),
-             (_spd(rng, lam=[1, 1, 1, 2, 2, 2]), threshold), (_spd(rng, spread=4.0), 1e-24)]
+    cases = [
+        (np.eye(N), threshold),
+        (_spd(rng), threshold),
+        (_spd(rng, lam=[1, 1, 1, 2, 2, 2]), threshold),
+        (_spd(rng, spread=4.0), 1e-24),
+    ]
     for x, bound in cases:
         assert float(jax.jit(route)(jnp.asarray(x), jnp.asarray(x))) <= bound
 

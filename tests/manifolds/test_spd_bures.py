@@ -93,7 +93,9 @@ def gbw_solve(x, m, u):
 def gbw_dist(x, y, m=M_GBW):
     mi = np.linalg.inv(m)
     rx = sqrtm(x)
-    return np.sqrt(np.trace(mi @ x) + np.trace(mi @ y) - 2.0 * np.trace(sqrtm(rx @ mi @ y @ mi @ rx)))
+    return np.sqrt(
+        np.trace(mi @ x) + np.trace(mi @ y) - 2.0 * np.trace(sqrtm(rx @ mi @ y @ mi @ rx))
+    )
 
 
 def aim_dist(x, y):
@@ -281,7 +283,9 @@ def test_bw_mean_of_commuting_points(x64):
     rng = np.random.default_rng(2)
     d = rng.uniform(0.2, 5.0, size=(4, N))
     w = rng.uniform(0.2, 1.0, size=4)
-    res = SPDBuresWasserstein(N).mean(jnp.asarray(np.stack([np.diag(r) for r in d])), jnp.asarray(w))
+    res = SPDBuresWasserstein(N).mean(
+        jnp.asarray(np.stack([np.diag(r) for r in d])), jnp.asarray(w)
+    )
     close(res.mean, np.diag((w @ np.sqrt(d) / w.sum()) ** 2), what="(sum w sqrt x)^2")
     assert bool(res.converged) and int(res.n_iters) <= 5
 

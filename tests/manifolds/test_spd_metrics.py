@@ -83,7 +83,9 @@ def test_affine_invariant_closed_forms(pts):
     close(m.log(x, y), rx @ logm(w) @ rx, what="log")
     e = sqrtm(y @ np.linalg.inv(x))  # (Y X^-1)^1/2, a non-symmetric square root
     close(m.transp(x, y, u), e @ u @ e.T, what="transp")
-    close(m.geodesic(x, y, 0.3), rx @ sla.fractional_matrix_power(w, 0.3).real @ rx, what="geodesic")
+    close(
+        m.geodesic(x, y, 0.3), rx @ sla.fractional_matrix_power(w, 0.3).real @ rx, what="geodesic"
+    )
 
 
 def test_affine_invariant_is_affine_invariant(pts):
@@ -337,7 +339,9 @@ def test_generalized_bw_validates_metric_matrix():
             SPDGeneralizedBuresWasserstein(bad)
 
 
-@pytest.mark.parametrize("cls", [SPDAffineInvariant, SPDLogEuclidean, SPDLogCholesky, SPDBuresWasserstein])
+@pytest.mark.parametrize(
+    "cls", [SPDAffineInvariant, SPDLogEuclidean, SPDLogCholesky, SPDBuresWasserstein]
+)
 def test_size_validation(cls):
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="`n`"):

@@ -117,8 +117,12 @@ def test_pyriemann_distances():
     x, y, _ = _data()
     dist = lambda name: _pyriemann("distance", name)  # noqa: E731
     # distance_wasserstein is the Bures-Wasserstein distance: tr A + tr B - 2 tr (B^1/2 A B^1/2)^1/2.
-    for ours, name in (("AIM", "distance_riemann"), ("LE", "distance_logeuclid"),
-                       ("BW", "distance_wasserstein"), ("LC", "distance_logchol")):
+    for ours, name in (
+        ("AIM", "distance_riemann"),
+        ("LE", "distance_logeuclid"),
+        ("BW", "distance_wasserstein"),
+        ("LC", "distance_logchol"),
+    ):
         _close(_ours(ours)["dist"], _loop(dist(name), x, y), f"{ours} dist vs {name}")
 
 
@@ -131,9 +135,17 @@ def test_pyriemann_power_and_generalized_bw_distances():
     d_wass = _pyriemann("distance", "distance_wasserstein")
     theta = 0.5
     ref = _loop(lambda a, b: d_riemann(powm(a, theta), powm(b, theta)) / theta, x, y)
-    _close(_vm(PowerDeformed(SPDAffineInvariant(N), theta).dist, x, y), ref, "PowerDeformed(AIM, 0.5).dist")
+    _close(
+        _vm(PowerDeformed(SPDAffineInvariant(N), theta).dist, x, y),
+        ref,
+        "PowerDeformed(AIM, 0.5).dist",
+    )
     ref = _loop(lambda a, b: d_wass(powm(a, theta), powm(b, theta)) / theta, x, y)
-    _close(_vm(PowerDeformed(SPDBuresWasserstein(N), theta).dist, x, y), ref, "PowerDeformed(BW, 0.5).dist")
+    _close(
+        _vm(PowerDeformed(SPDBuresWasserstein(N), theta).dist, x, y),
+        ref,
+        "PowerDeformed(BW, 0.5).dist",
+    )
     # GBW(M) is BW after X -> M^-1/2 X M^-1/2.
     metric = x[0] + np.eye(N)
     r = invsqrtm(metric)
@@ -163,12 +175,18 @@ def test_pyriemann_exp_log_inner_transport():
         _close(_ours(ours)["log"], _loop(log_map, y, x), f"{what}: log")
     # Inner products (pyriemann has no Bures-Wasserstein one).
     v = np.flip(u, axis=0)
-    for ours, name in (("AIM", "innerproduct_riemann"), ("LE", "innerproduct_logeuclid"),
-                       ("LC", "innerproduct_logchol")):
+    for ours, name in (
+        ("AIM", "innerproduct_riemann"),
+        ("LE", "innerproduct_logeuclid"),
+        ("LC", "innerproduct_logchol"),
+    ):
         _close(_ours(ours)["inner"], _loop(ts(name), u, v, x), f"{ours} inner vs {name}")
     # Parallel transport (pyriemann's transport(X, A, B) moves X from A to B; no BW one).
-    for ours, name in (("AIM", "transport_riemann"), ("LE", "transport_logeuclid"),
-                       ("LC", "transport_logchol")):
+    for ours, name in (
+        ("AIM", "transport_riemann"),
+        ("LE", "transport_logeuclid"),
+        ("LC", "transport_logchol"),
+    ):
         _close(_ours(ours)["transp"], _loop(ts(name), u, x, y), f"{ours} transp vs {name}")
 
 
@@ -191,8 +209,12 @@ def test_pyriemann_means():
     w = w / w.sum()
     mean = lambda name: _pyriemann("mean", name)  # noqa: E731
     iterative = dict(tol=1e-12, maxiter=500)
-    cases = (("AIM", "mean_riemann", iterative), ("BW", "mean_wasserstein", iterative),
-             ("LE", "mean_logeuclid", {}), ("LC", "mean_logchol", {}))
+    cases = (
+        ("AIM", "mean_riemann", iterative),
+        ("BW", "mean_wasserstein", iterative),
+        ("LE", "mean_logeuclid", {}),
+        ("LC", "mean_logchol", {}),
+    )
     for key, name, kw in cases:
         ours = METRICS[key]
         with jax.enable_x64(True):
@@ -209,7 +231,9 @@ def _geomstats_spd():
         import geomstats.geometry.positive_lower_triangular_matrices as plt_mod
         import geomstats.geometry.spd_matrices as spd_mod
     except Exception as exc:  # noqa: BLE001 - any import failure means the oracle is unavailable
-        pytest.skip(f"optional oracle geomstats unavailable: {type(exc).__name__}: {str(exc)[:160]}")
+        pytest.skip(
+            f"optional oracle geomstats unavailable: {type(exc).__name__}: {str(exc)[:160]}"
+        )
     return spd_mod, plt_mod
 
 

@@ -12,11 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from jax.test_util import check_grads
 
-from geomjax.testing import check_grads_finite
 from geomjax.manifolds._sphere import Sphere
+from geomjax.testing import check_grads_finite
 
 DIM = 4
 N = 16
@@ -65,7 +64,7 @@ def _batch_quantities(m, xs, ys, zs, us, vs):
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _data(dtype_name):
     dtype = jnp.dtype(dtype_name)
     xs, ys, zs = _points(dtype), _points(dtype, seed=2), _points(dtype, seed=3)

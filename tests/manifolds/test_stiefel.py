@@ -55,8 +55,14 @@ def near_pairs(dtype, metric, k, radius, seed):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(n=3, p=4), dict(n=3, p=0), dict(n=3.0, p=1), dict(n=3, p=True),
-     dict(n=3, p=2, metric="bures"), dict(n=3, p=2, retraction="svd")],
+    [
+        dict(n=3, p=4),
+        dict(n=3, p=0),
+        dict(n=3.0, p=1),
+        dict(n=3, p=True),
+        dict(n=3, p=2, metric="bures"),
+        dict(n=3, p=2, retraction="svd"),
+    ],
 )
 def test_bad_arguments_raise(kwargs):
     with pytest.raises(ValueError):
@@ -136,8 +142,12 @@ def geodesic_ode_numpy(x, u, metric):
         return np.concatenate([yd.ravel(), ydd.ravel()])
 
     sol = scipy.integrate.solve_ivp(
-        rhs, (0.0, 1.0), np.concatenate([x.ravel(), u.ravel()]),
-        rtol=1e-12, atol=1e-13, method="DOP853",
+        rhs,
+        (0.0, 1.0),
+        np.concatenate([x.ravel(), u.ravel()]),
+        rtol=1e-12,
+        atol=1e-13,
+        method="DOP853",
     )
     return sol.y[: n * p, -1].reshape(n, p)
 

@@ -27,11 +27,14 @@ def test_canonicalizer_matches_core_and_wraps_backbone(dtype, num_vectors, group
 
 
 def _check_module(dtype, num_vectors, group):
-    canon = Canonicalizer(in_features=2, hidden=16, num_vectors=num_vectors, rngs=nnx.Rngs(0),
-                          param_dtype=dtype)
+    canon = Canonicalizer(
+        in_features=2, hidden=16, num_vectors=num_vectors, rngs=nnx.Rngs(0), param_dtype=dtype
+    )
     x = jax.random.normal(jax.random.key(1), (6, 3), dtype)
     h = jax.random.normal(jax.random.key(2), (6, 2), dtype)
-    params = jax.tree.map(lambda v: v[...], canon.params, is_leaf=lambda v: isinstance(v, nnx.Variable))
+    params = jax.tree.map(
+        lambda v: v[...], canon.params, is_leaf=lambda v: isinstance(v, nnx.Variable)
+    )
     r, t = canon(x, h)
     r_core, t_core = canonicalizer_frame(params, x, h)
     assert_allclose_dtype(r, r_core)
@@ -39,8 +42,15 @@ def _check_module(dtype, num_vectors, group):
     w = jax.random.normal(jax.random.key(3), (18, 4), dtype)
     backbone = lambda y: jnp.tanh(y.reshape(-1) @ w)  # noqa: E731  not invariant by itself
     f = jax.jit(lambda x, h: canonicalized_apply(backbone, functools.partial(canon, h=h), x))
-    err = assert_equivariant(f, jax.random.key(4), (x, h), in_kinds=("position", "scalar"),
-                             out_kinds="graph_scalar", group=group, n_trials=4)
+    err = assert_equivariant(
+        f,
+        jax.random.key(4),
+        (x, h),
+        in_kinds=("position", "scalar"),
+        out_kinds="graph_scalar",
+        group=group,
+        n_trials=4,
+    )
     assert err <= (1e-5 if dtype == jnp.float32 else 1e-10)
 
 

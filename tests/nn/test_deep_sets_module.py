@@ -16,7 +16,9 @@ from geomjax.testing._equivariance import assert_equivariant
 
 
 def _raw(module):
-    return jax.tree.map(lambda v: v[...], module.params, is_leaf=lambda v: isinstance(v, nnx.Variable))
+    return jax.tree.map(
+        lambda v: v[...], module.params, is_leaf=lambda v: isinstance(v, nnx.Variable)
+    )
 
 
 @pytest.mark.parametrize("pool", ["mean", "sum", "max"])
@@ -29,9 +31,13 @@ def test_layer_matches_core_and_batches(pool):
     params = _raw(layer)
     for a in range(2):
         for b in range(4):
-            want = deep_sets_layer(params, xs[a, b], pool=pool, node_mask=masks[a, b], activation=jnp.tanh)
+            want = deep_sets_layer(
+                params, xs[a, b], pool=pool, node_mask=masks[a, b], activation=jnp.tanh
+            )
             assert_allclose_dtype(out[a, b], want)
-    assert_allclose_dtype(layer(xs[0, 0]), deep_sets_layer(params, xs[0, 0], pool=pool, activation=jnp.tanh))
+    assert_allclose_dtype(
+        layer(xs[0, 0]), deep_sets_layer(params, xs[0, 0], pool=pool, activation=jnp.tanh)
+    )
 
 
 def test_invariant_model_matches_core_and_is_invariant():
@@ -39,9 +45,15 @@ def test_invariant_model_matches_core_and_is_invariant():
     x = jax.random.normal(jax.random.key(1), (7, 2))
     mask = jnp.array([True, True, False, True, True, True, False])
     assert_allclose_dtype(model(x, node_mask=mask), deep_sets(_raw(model), x, node_mask=mask))
-    err = assert_equivariant(lambda x, m: model(x, node_mask=m), jax.random.key(2), (x, mask),
-                             in_kinds=("scalar", "node_mask"), out_kinds="graph_scalar",
-                             group="none", permute=True)
+    err = assert_equivariant(
+        lambda x, m: model(x, node_mask=m),
+        jax.random.key(2),
+        (x, mask),
+        in_kinds=("scalar", "node_mask"),
+        out_kinds="graph_scalar",
+        group="none",
+        permute=True,
+    )
     assert err <= 1e-5
     assert model(jnp.stack([x, x, x])).shape == (3, 3)
 
@@ -50,8 +62,15 @@ def test_layer_permutation_equivariant_float64():
     with jax.enable_x64(True):
         layer = DeepSetsLayer(3, 4, pool="max", rngs=nnx.Rngs(0), param_dtype=jnp.float64)
         x = jax.random.normal(jax.random.key(1), (6, 3), jnp.float64)
-        err = assert_equivariant(layer, jax.random.key(2), (x,), in_kinds=("scalar",),
-                                 out_kinds="scalar", group="none", permute=True)
+        err = assert_equivariant(
+            layer,
+            jax.random.key(2),
+            (x,),
+            in_kinds=("scalar",),
+            out_kinds="scalar",
+            group="none",
+            permute=True,
+        )
         assert err <= 1e-10
 
 

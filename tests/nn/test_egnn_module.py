@@ -21,7 +21,9 @@ from geomjax.testing._equivariance import assert_equivariant
 
 
 def _pure(module):
-    return jax.tree.map(lambda v: v[...], module.params, is_leaf=lambda v: isinstance(v, nnx.Variable))
+    return jax.tree.map(
+        lambda v: v[...], module.params, is_leaf=lambda v: isinstance(v, nnx.Variable)
+    )
 
 
 def _data(n=5, seed=0):
@@ -42,9 +44,12 @@ def test_layer_params_layout_and_single_core_call():
     assert len(jax.tree.leaves(nnx.state(layer, nnx.Param))) == len(jax.tree.leaves(core))
     x, v, s, r, a = _data()
     h = jnp.ones((5, 4))
-    got = nnx.jit(lambda m, *args: m(*args[:4], edge_attr=args[4], v=args[5]))(layer, h, x, s, r, a, v)
-    want = jax.jit(lambda p, *args: egnn_layer(p, *args[:4], edge_attr=args[4], v=args[5],
-                                               normalize=True))(params, h, x, s, r, a, v)
+    got = nnx.jit(lambda m, *args: m(*args[:4], edge_attr=args[4], v=args[5]))(
+        layer, h, x, s, r, a, v
+    )
+    want = jax.jit(
+        lambda p, *args: egnn_layer(p, *args[:4], edge_attr=args[4], v=args[5], normalize=True)
+    )(params, h, x, s, r, a, v)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
 
@@ -62,13 +67,21 @@ def test_model_matches_core_and_is_equivariant():
         return model(jnp.linalg.norm(v, axis=1, keepdims=True), x, s, r, edge_attr=a, v=v)
 
     got = f(model, x, v, s, r, a)
-    want = jax.jit(egnn)(params, jnp.linalg.norm(v, axis=1, keepdims=True), x, s, r, edge_attr=a, v=v)
+    want = jax.jit(egnn)(
+        params, jnp.linalg.norm(v, axis=1, keepdims=True), x, s, r, edge_attr=a, v=v
+    )
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
     err = assert_equivariant(
-        lambda *args: f(model, *args), jax.random.key(2), (x, v, s, r, a),
+        lambda *args: f(model, *args),
+        jax.random.key(2),
+        (x, v, s, r, a),
         in_kinds=("position", "vector", "index", "index", "edge"),
-        out_kinds=("scalar", "position"), group="E3", permute=True, n_trials=4, rtol=1e-4,
+        out_kinds=("scalar", "position"),
+        group="E3",
+        permute=True,
+        n_trials=4,
+        rtol=1e-4,
     )
     assert err <= 1e-4
 

@@ -20,16 +20,22 @@ class _Model(nnx.Module):
     def __init__(self, key):
         k1, k2 = jax.random.split(key)
         x = jax.random.normal(k1, (5, 3))
-        self.sphere = ManifoldParam(x / jnp.linalg.norm(x, axis=-1, keepdims=True), manifold=Sphere(2))
+        self.sphere = ManifoldParam(
+            x / jnp.linalg.norm(x, axis=-1, keepdims=True), manifold=Sphere(2)
+        )
         self.w = nnx.Param(jax.random.normal(k2, (4,)))
 
 
-_TARGET = jnp.array([[0.3, -1.0, 2.0], [1.0, 1.0, 1.0], [0.0, 0.0, -1.0], [2.0, 0.0, 0.1], [-1, 0.5, 0.5]])
+_TARGET = jnp.array(
+    [[0.3, -1.0, 2.0], [1.0, 1.0, 1.0], [0.0, 0.0, -1.0], [2.0, 0.0, 0.1], [-1, 0.5, 0.5]]
+)
 
 
 def _loss(model):
     # separable: the sphere part and the Euclidean part do not interact
-    return jnp.sum((model.sphere[...] - _TARGET) ** 2) + jnp.sum(jnp.cos(model.w[...]) * model.w[...] ** 2)
+    return jnp.sum((model.sphere[...] - _TARGET) ** 2) + jnp.sum(
+        jnp.cos(model.w[...]) * model.w[...] ** 2
+    )
 
 
 def _train(model, tx, steps):
@@ -120,7 +126,9 @@ def test_hyperbolic_embedding_in_ball_and_distance():
     ids = jnp.array([[0, 1], [2, 11]])
     assert emb(ids).shape == (2, 2, 3)
     i, j = jnp.array([0, 3, 5]), jnp.array([7, 3, 1])
-    np.testing.assert_allclose(emb.distance(i, j), _poincare_dist_reference(table[i], table[j]), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        emb.distance(i, j), _poincare_dist_reference(table[i], table[j]), rtol=1e-4, atol=1e-6
+    )
     with pytest.raises(ValueError, match="dim"):
         HyperbolicEmbedding(3, 0, rngs=nnx.Rngs(0))
 
@@ -130,7 +138,9 @@ def test_hyperbolic_embedding_trained_stays_in_ball():
     c = 2.0
     emb = HyperbolicEmbedding(6, 2, c=c, rngs=nnx.Rngs(1), init_scale=0.1)
     target = jnp.array([5.0, 5.0])
-    optimizer = nnx.Optimizer(emb, riemannian_adam(0.5, manifolds=manifold_tree(emb)), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(
+        emb, riemannian_adam(0.5, manifolds=manifold_tree(emb)), wrt=nnx.Param
+    )
 
     @nnx.jit
     def step(emb, optimizer):

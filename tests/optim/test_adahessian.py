@@ -109,7 +109,9 @@ def test_matches_numpy_reference_step_by_step(x64, k, wd, update_every):
     a_j, b_j = jax.tree.map(jnp.asarray, (a, b))
     traj, _ = _run(tx, jax.tree.map(jnp.asarray, w0), _loss, n_steps, batch_args=(a_j, b_j))
     err = max(
-        float(np.max(np.abs(np.asarray(traj[n][t]) - ref[t][n]))) for t in range(n_steps) for n in w0
+        float(np.max(np.abs(np.asarray(traj[n][t]) - ref[t][n])))
+        for t in range(n_steps)
+        for n in w0
     )
     moved = max(float(np.max(np.abs(ref[-1][n] - w0[n]))) for n in w0)
     assert moved > 0.1  # the iterates actually travel
@@ -159,7 +161,9 @@ def test_converges_on_logistic_regression(x64):
         r = 1.0 / (1.0 + np.exp(-z)) - y
         return np.concatenate([X.T @ r / n + lam * wb[:d], [r.mean()]])
 
-    opt = scipy_opt.minimize(np_loss, np.zeros(d + 1), jac=np_grad, method="BFGS", options={"gtol": 1e-12})
+    opt = scipy_opt.minimize(
+        np_loss, np.zeros(d + 1), jac=np_grad, method="BFGS", options={"gtol": 1e-12}
+    )
 
     def loss(p, X, y):
         z = X @ p["w"] + p["b"]
@@ -178,7 +182,11 @@ def test_converges_on_logistic_regression(x64):
 def _one_step_hess(w0, a, b, **kw):
     """The |diag H| estimate stored after one step (update_every=2 keeps it in the state)."""
     tx = scale_by_adahessian(update_every=2, **kw)
-    step = jax.jit(lambda w, a, b: tx.update(None, tx.init(w), w, loss_fn=_loss, key=jax.random.key(0), batch_args=(a, b))[1])
+    step = jax.jit(
+        lambda w, a, b: tx.update(
+            None, tx.init(w), w, loss_fn=_loss, key=jax.random.key(0), batch_args=(a, b)
+        )[1]
+    )
     return step(w0, a, b)
 
 
@@ -290,7 +298,9 @@ def test_leaves_and_steps_get_different_probes(x64):
     s1 = step(s0, key)
     # the same key at another step (the count is folded in) draws other probes
     s2 = step(s0._replace(count=jnp.asarray(2, jnp.int32)), key)
-    zu, zv, zu2 = (_which_probe(np.asarray(d), A) for d in (s1.hess["u"], s1.hess["v"], s2.hess["u"]))
+    zu, zv, zu2 = (
+        _which_probe(np.asarray(d), A) for d in (s1.hess["u"], s1.hess["v"], s2.hess["u"])
+    )
     assert not (zu & zv), "two leaves share a probe"
     assert not (zu & zu2), "two steps share a probe"
 

@@ -16,12 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
 from jax.sharding import PartitionSpec as P
 
-from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
-
 from geomjax.optim._adahessian import adahessian
-
 
 pytestmark = MULTIDEVICE
 
@@ -69,7 +67,9 @@ def test_adahessian_sharded_equals_single_device(mesh, x64, n_samples, update_ev
         return tx_sharded.update(None, s, p, loss_fn=_loss, key=key, batch_args=(xs, ys))
 
     step_sharded = jax.jit(
-        jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(), P("data"), P("data")), out_specs=P())
+        jax.shard_map(
+            local, mesh=mesh, in_specs=(P(), P(), P(), P("data"), P("data")), out_specs=P()
+        )
     )
     xs, ys = shard(mesh, (x, y))
     p1 = p2 = params
@@ -92,12 +92,20 @@ def test_adahessian_sharded_float32(mesh, check_vma):
     params, x, y = _mlp_problem(jnp.float32)
     tx_single, tx_sharded = adahessian(0.1), adahessian(0.1, axis_name="data")
     key = jax.random.key(5)
-    single = jax.jit(lambda p, s, k: tx_single.update(None, s, p, loss_fn=_loss, key=k, batch_args=(x, y)))
+    single = jax.jit(
+        lambda p, s, k: tx_single.update(None, s, p, loss_fn=_loss, key=k, batch_args=(x, y))
+    )
     u1, _ = single(params, tx_single.init(params), key)
-    local = lambda p, s, k, xs, ys: tx_sharded.update(None, s, p, loss_fn=_loss, key=k, batch_args=(xs, ys))  # noqa: E731
+    local = lambda p, s, k, xs, ys: tx_sharded.update(
+        None, s, p, loss_fn=_loss, key=k, batch_args=(xs, ys)
+    )  # noqa: E731
     sharded = jax.jit(
         jax.shard_map(
-            local, mesh=mesh, in_specs=(P(), P(), P(), P("data"), P("data")), out_specs=P(), check_vma=check_vma
+            local,
+            mesh=mesh,
+            in_specs=(P(), P(), P(), P("data"), P("data")),
+            out_specs=P(),
+            check_vma=check_vma,
         )
     )
     u2, _ = sharded(params, tx_sharded.init(params), key, *shard(mesh, (x, y)))

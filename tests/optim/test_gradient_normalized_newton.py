@@ -21,6 +21,8 @@ from scipy.special import expit, logsumexp, softmax
 from geomjax.optim._gradient_normalized_newton import (
     NormalizedNewtonHistory,
     NormalizedNewtonResult,
+)
+from geomjax.optim._gradient_normalized_newton import (
     gradient_normalized_newton as gnn,
 )
 
@@ -84,7 +86,9 @@ def _jax_logistic(a, y, ridge):
         return {"logits": a @ w, "w": w}
 
     def loss(out):
-        return jnp.mean(jnp.logaddexp(0.0, -y * out["logits"])) + 0.5 * ridge * jnp.sum(out["w"] ** 2)
+        return jnp.mean(jnp.logaddexp(0.0, -y * out["logits"])) + 0.5 * ridge * jnp.sum(
+            out["w"] ** 2
+        )
 
     def hess(w):
         p = jax.nn.sigmoid(y * (a @ w))
@@ -123,7 +127,11 @@ def _check_run(res, f, g, b=None, h=None, step_rtol=1e-7):
         np.testing.assert_allclose(lam_rec[k], lam, rtol=1e-6, atol=1e-12 / gam[k])
         f0, f1 = f(x0), f(x1)
         slack = 1e-13 * max(1.0, abs(f0))  # rounding of two float64 function values
-        assert f0 - f1 >= _dual(g1, binv) ** 2 / (8.0 * lam) - slack, (k, f0 - f1, _dual(g1, binv) ** 2 / (8 * lam))
+        assert f0 - f1 >= _dual(g1, binv) ** 2 / (8.0 * lam) - slack, (
+            k,
+            f0 - f1,
+            _dual(g1, binv) ** 2 / (8 * lam),
+        )
         if h is not None:
             mat = h(x0) + lam * b
             step = np.linalg.solve(mat, g0)
@@ -143,7 +151,11 @@ def _check_counts(res):
 
 
 def _all_finite(tree):
-    return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(tree) if jnp.issubdtype(leaf.dtype, jnp.inexact))
+    return all(
+        bool(jnp.all(jnp.isfinite(leaf)))
+        for leaf in jax.tree.leaves(tree)
+        if jnp.issubdtype(leaf.dtype, jnp.inexact)
+    )
 
 
 # ------------------------------------------------------------------- logistic regression ----
@@ -177,7 +189,9 @@ def test_logistic_every_hessian_reaches_1e_10(x64, case):
     run = jax.jit(lambda x0: gnn(f, x0, tol=1e-7, max_steps=400, record_iterates=True, **kw))
     res = run(jnp.zeros(n))
     w_star, f_star = NP_LOG.optimum()
-    assert isinstance(res, NormalizedNewtonResult) and isinstance(res.history, NormalizedNewtonHistory)
+    assert isinstance(res, NormalizedNewtonResult) and isinstance(
+        res.history, NormalizedNewtonHistory
+    )
     assert bool(res.converged) and int(res.status) == 0, res.message
     assert NP_LOG.f(np.asarray(res.x)) - f_star <= 1e-10
     assert float(res.grad_norm) <= 1e-7
@@ -216,7 +230,9 @@ def test_pytree_x0_equals_flat(x64):
         assert set(rt.x) == {"a", "b"} and rt.x["b"].shape == (2, 2)
         assert rt.history.x["b"].shape == (101, 2, 2)
         assert int(rt.n_steps) == int(rf.n_steps) and int(rt.status) == int(rf.status) == 0
-        np.testing.assert_allclose(np.asarray(to_flat(rt.x)), np.asarray(rf.x), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            np.asarray(to_flat(rt.x)), np.asarray(rf.x), rtol=1e-12, atol=1e-14
+        )
 
 
 # --------------------------------------------------------------------------------- LogSumExp ----
@@ -237,7 +253,9 @@ def test_logsumexp_weighted_gauss_newton(x64, dense_metric):
     aj, bj = jnp.asarray(a), jnp.asarray(b)
     f = lambda x: mu * jax.nn.logsumexp((aj @ x - bj) / mu)  # noqa: E731
 
-    def wgn(x):  # A^T diag(softmax) A / mu  (drops the rank-one term: an upper bound of the Hessian)
+    def wgn(
+        x,
+    ):  # A^T diag(softmax) A / mu  (drops the rank-one term: an upper bound of the Hessian)
         p = jax.nn.softmax((aj @ x - bj) / mu)
         return (aj.T * p) @ aj / mu
 
@@ -246,7 +264,9 @@ def test_logsumexp_weighted_gauss_newton(x64, dense_metric):
     np_wgn = lambda x: (a.T * softmax((a @ x - b) / mu)) @ a / mu  # noqa: E731
     bmat = a.T @ a if dense_metric else None
     res = jax.jit(
-        lambda x0: gnn(f, x0, hessian=wgn, metric=bmat, tol=1e-9, max_steps=200, record_iterates=True)
+        lambda x0: gnn(
+            f, x0, hessian=wgn, metric=bmat, tol=1e-9, max_steps=200, record_iterates=True
+        )
     )(jnp.ones(a.shape[1]))
     assert bool(res.converged), res.message
     f_star = mu * logsumexp(-b / mu)
@@ -299,10 +319,15 @@ def test_rosenbrock(x64, approx):
     def residuals(x):
         return jnp.concatenate([10 * (x[1:] - x[:-1] ** 2), 1 - x[:-1]])
 
-    if approx == "exact":  # indefinite away from the valley: trials with H + lambda I not PD are rejected
+    if (
+        approx == "exact"
+    ):  # indefinite away from the valley: trials with H + lambda I not PD are rejected
         kw, h = dict(require_psd=False), _np_rosen_hess
     else:
-        kw, h = dict(hessian="gauss_newton", model_fn=residuals, loss_fn=lambda r: jnp.sum(r**2)), _np_rosen_ggn
+        kw, h = (
+            dict(hessian="gauss_newton", model_fn=residuals, loss_fn=lambda r: jnp.sum(r**2)),
+            _np_rosen_ggn,
+        )
     x0 = jnp.array([-1.2, 1.0, -1.2, 1.0])
     res = jax.jit(lambda x: gnn(f, x, tol=1e-9, max_steps=300, record_iterates=True, **kw))(x0)
     assert bool(res.converged), res.message
@@ -353,7 +378,11 @@ def test_quartic_sherman_morrison_equals_dense(x64, dense_metric):
     common = dict(metric=bmat, tol=1e-12, max_steps=200, record_iterates=True)
     x0 = jnp.zeros(a.shape[1])
     sm = jax.jit(lambda x: gnn(f, x, hessian="fisher", per_example_fn=per_example, **common))(x0)
-    dense = jax.jit(lambda x: gnn(f, x, hessian="fisher", per_example_fn=per_example, linear_solver="dense", **common))(x0)
+    dense = jax.jit(
+        lambda x: gnn(
+            f, x, hessian="fisher", per_example_fn=per_example, linear_solver="dense", **common
+        )
+    )(x0)
     call = jax.jit(lambda x: gnn(f, x, hessian=fisher_term, **common))(x0)
     for res in (sm, dense, call):
         assert bool(res.converged), res.message
@@ -363,9 +392,15 @@ def test_quartic_sherman_morrison_equals_dense(x64, dense_metric):
     # the Sherman-Morrison path follows the dense eigen-solve path step by step
     k = int(dense.n_steps)
     assert int(sm.n_steps) == k and int(call.n_steps) == k
-    np.testing.assert_array_equal(np.asarray(sm.history.n_trials), np.asarray(dense.history.n_trials))
-    np.testing.assert_allclose(np.asarray(sm.history.x), np.asarray(dense.history.x), rtol=1e-7, atol=1e-12)
-    np.testing.assert_allclose(np.asarray(call.history.x), np.asarray(dense.history.x), rtol=1e-7, atol=1e-12)
+    np.testing.assert_array_equal(
+        np.asarray(sm.history.n_trials), np.asarray(dense.history.n_trials)
+    )
+    np.testing.assert_allclose(
+        np.asarray(sm.history.x), np.asarray(dense.history.x), rtol=1e-7, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        np.asarray(call.history.x), np.asarray(dense.history.x), rtol=1e-7, atol=1e-12
+    )
 
 
 def test_woodbury_fewer_examples_than_parameters(x64):
@@ -374,14 +409,23 @@ def test_woodbury_fewer_examples_than_parameters(x64):
     np_prob = NpLogistic(a, y, 0.1)
     f, per_example, _, _, _ = _jax_logistic(jnp.asarray(a), jnp.asarray(y), 0.1)
     d = np.linspace(0.5, 2.0, 8)
-    common = dict(hessian="fisher", per_example_fn=per_example, metric=d, tol=1e-9, max_steps=100, record_iterates=True)
+    common = dict(
+        hessian="fisher",
+        per_example_fn=per_example,
+        metric=d,
+        tol=1e-9,
+        max_steps=100,
+        record_iterates=True,
+    )
     wb = jax.jit(lambda x: gnn(f, x, **common))(jnp.zeros(8))
     de = jax.jit(lambda x: gnn(f, x, linear_solver="dense", **common))(jnp.zeros(8))
     for res in (wb, de):
         assert bool(res.converged), res.message
         _check_run(res, np_prob.f, np_prob.g, b=np.diag(d), h=np_prob.fisher, step_rtol=1e-6)
     k = min(int(wb.n_steps), int(de.n_steps), 10)
-    np.testing.assert_allclose(np.asarray(wb.history.x)[:k], np.asarray(de.history.x)[:k], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(wb.history.x)[:k], np.asarray(de.history.x)[:k], rtol=1e-8, atol=1e-12
+    )
 
 
 # ------------------------------------------------------- closed-form first steps and metrics ----
@@ -409,7 +453,14 @@ def _metric(kind, n, seed=4):
 
 @pytest.mark.parametrize(
     "approx, mkind",
-    [("none", "identity"), ("none", "diagonal"), ("none", "dense"), ("exact", "diagonal"), ("exact", "dense"), ("diagonal", "dense")],
+    [
+        ("none", "identity"),
+        ("none", "diagonal"),
+        ("none", "dense"),
+        ("exact", "diagonal"),
+        ("exact", "dense"),
+        ("diagonal", "dense"),
+    ],
 )
 def test_first_step_closed_form(x64, approx, mkind):
     q, c = _quadratic()
@@ -419,7 +470,9 @@ def test_first_step_closed_form(x64, approx, mkind):
     metric, bm = _metric(mkind, n)
     x0 = np.linspace(-1.0, 1.0, n)
     gamma0 = 0.05  # small radius: the first trial is accepted
-    res = jax.jit(lambda x: gnn(f, x, hessian=approx, metric=metric, gamma0=gamma0, max_steps=1))(jnp.asarray(x0))
+    res = jax.jit(lambda x: gnn(f, x, hessian=approx, metric=metric, gamma0=gamma0, max_steps=1))(
+        jnp.asarray(x0)
+    )
     g = q @ x0 - c
     gnorm = np.sqrt(g @ np.linalg.solve(bm, g))
     lam = gnorm / gamma0
@@ -523,7 +576,9 @@ def test_non_finite_start_gives_status_3(x64):
 
 def test_max_steps_status_and_history_padding(x64):
     f, _, _, _, _ = _jax_logistic(A_LOG, Y_LOG, RIDGE)
-    res = jax.jit(lambda x: gnn(f, x, hessian="none", max_steps=7, tol=0.0, record_iterates=True))(jnp.zeros(6))
+    res = jax.jit(lambda x: gnn(f, x, hessian="none", max_steps=7, tol=0.0, record_iterates=True))(
+        jnp.zeros(6)
+    )
     assert int(res.status) == 1 and int(res.n_steps) == 7 and not bool(res.converged)
     res = jax.jit(lambda x: gnn(f, x, max_steps=40, record_iterates=True))(jnp.zeros(6))
     k = int(res.n_steps)

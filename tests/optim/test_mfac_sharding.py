@@ -15,9 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from jax.sharding import PartitionSpec as P
-
 from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
+from jax.sharding import PartitionSpec as P
 
 from geomjax.optim._mfac import mfac
 
@@ -67,9 +66,9 @@ def _run(tx, params, xb, yb, axis_name=None):
 def _sharded(mesh, tx, params, X, y):
     """Run inside shard_map; every device's updates come back stacked on a leading axis."""
     fn = lambda xb, yb: jax.tree.map(lambda u: u[None], _run(tx, params, xb, yb, "data"))  # noqa: E731
-    return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P("data")))(
-        *shard(mesh, (X, y))
-    )
+    return jax.jit(
+        jax.shard_map(fn, mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P("data"))
+    )(*shard(mesh, (X, y)))
 
 
 def _assert_every_device_equal(sharded, single, **tol):
@@ -84,7 +83,9 @@ def test_mfac_sharded_equals_single_device(mesh, x64, shard_buffer, d_in):
     X, y, params = _problem(d_in, jnp.float64)
     kw = dict(num_grads=M, damping=1e-4, momentum=0.5, weight_decay=1e-3)
     single = jax.jit(lambda: _run(mfac(0.1, **kw), params, X, y))()
-    sharded = _sharded(mesh, mfac(0.1, axis_name="data", shard_buffer=shard_buffer, **kw), params, X, y)
+    sharded = _sharded(
+        mesh, mfac(0.1, axis_name="data", shard_buffer=shard_buffer, **kw), params, X, y
+    )
     # same arithmetic up to the order of the float64 sums in the gradient mean
     _assert_every_device_equal(sharded, single, rtol=1e-10, atol=1e-12)
 
@@ -107,9 +108,9 @@ def test_mfac_replicated_params_with_global_loss(mesh, x64):
 
         return jax.lax.scan(step, (params, tx.init(params)), length=STEPS)[1]
 
-    sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P()))(
-        *shard(mesh, (X, y))
-    )
+    sharded = jax.jit(
+        jax.shard_map(local, mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P())
+    )(*shard(mesh, (X, y)))
     for key in ("b", "w"):
         np.testing.assert_allclose(sharded[key], single[key], rtol=1e-10, atol=1e-12)
 

@@ -40,7 +40,9 @@ def _model(w, x):
 
 
 def _ce(z, y):
-    return jnp.mean(jax.nn.logsumexp(z, axis=-1) - jnp.take_along_axis(z, y[:, None], axis=-1)[:, 0])
+    return jnp.mean(
+        jax.nn.logsumexp(z, axis=-1) - jnp.take_along_axis(z, y[:, None], axis=-1)[:, 0]
+    )
 
 
 def _ce_one(w, example):
@@ -72,7 +74,9 @@ def _np_curvature(kind, w, x, y):
         return gi.T @ gi / n
     # GGN of cross-entropy on logits = Fisher of the softmax likelihood
     p = _np_softmax(x @ w)
-    return sum(np.kron(np.outer(xi, xi), np.diag(pi) - np.outer(pi, pi)) for xi, pi in zip(x, p)) / n
+    return (
+        sum(np.kron(np.outer(xi, xi), np.diag(pi) - np.outer(pi, pi)) for xi, pi in zip(x, p)) / n
+    )
 
 
 def _objective_kwargs(kind, x, y):
@@ -116,7 +120,9 @@ def test_one_step_matches_dense_formula(x64, kind):
     # dim 9: 9 CG steps are exact in exact arithmetic; 20 with a tiny tolerance in float64
     tx = scale_by_normalized_newton(curvature=kind, gamma0=gamma0, cg_steps=20, cg_tol=1e-13)
     state = tx.init(jnp.asarray(w))
-    u, state = tx.update(None, state, jnp.asarray(w), **_objective_kwargs(kind, jnp.asarray(x), jnp.asarray(y)))
+    u, state = tx.update(
+        None, state, jnp.asarray(w), **_objective_kwargs(kind, jnp.asarray(x), jnp.asarray(y))
+    )
     np.testing.assert_allclose(np.asarray(u).ravel(), d_ref, rtol=1e-10, atol=1e-13)
     assert bool(state.accepted) and int(state.n_accepted) == 1 and int(state.count) == 1
     np.testing.assert_allclose(float(state.gamma), gamma_ref, rtol=1e-15)
@@ -139,7 +145,9 @@ def test_least_squares_pytree_params(x64):
     lam = np.linalg.norm(g) / 2.0
     d = np.linalg.solve(a.T @ a / 10 + lam * np.eye(5), g)
     tx = scale_by_normalized_newton(gamma0=2.0, cg_steps=10, cg_tol=1e-14)
-    u, state = tx.update(None, tx.init(params), params, model_fn=model, output_loss_fn=loss, batch_args=(x, y))
+    u, state = tx.update(
+        None, tx.init(params), params, model_fn=model, output_loss_fn=loss, batch_args=(x, y)
+    )
     np.testing.assert_allclose(np.concatenate([[u["b"]], u["w"]]), d, rtol=1e-10, atol=1e-14)
     assert bool(state.accepted)  # a quadratic with exact curvature: the test holds for any gamma
 
@@ -152,8 +160,14 @@ def test_float32_step_and_state_dtypes():
     w32 = jnp.asarray(w, jnp.float32)
     state = tx.init(w32)
     assert state.gamma.dtype == jnp.float32 and state.loss.dtype == jnp.float32
-    u, state = tx.update(None, state, w32, model_fn=_model, output_loss_fn=_ce,
-                         batch_args=(jnp.asarray(x, jnp.float32), jnp.asarray(y)))
+    u, state = tx.update(
+        None,
+        state,
+        w32,
+        model_fn=_model,
+        output_loss_fn=_ce,
+        batch_args=(jnp.asarray(x, jnp.float32), jnp.asarray(y)),
+    )
     assert u.dtype == jnp.float32 and state.gamma.dtype == jnp.float32
     # float32 gradients and CG (condition number of C + lam I about 10; tol 1e-6 relative)
     np.testing.assert_allclose(np.asarray(u).ravel(), d_ref, rtol=2e-5, atol=2e-6)
@@ -168,15 +182,24 @@ def test_trajectory_matches_reference_loop(x64, kind, max_trials):
     w, x_all, y_all = _softmax_problem(n=64, seed=2)
     batches = np.random.default_rng(3).integers(0, 64, size=(10, 8))
     gamma0, gmin, gmax = 50.0, 0.05, 200.0
-    tx = normalized_newton(curvature=kind, gamma0=gamma0, gamma_min=gmin, gamma_max=gmax, cg_steps=20,
-                           cg_tol=1e-13, max_trials=max_trials)
+    tx = normalized_newton(
+        curvature=kind,
+        gamma0=gamma0,
+        gamma_min=gmin,
+        gamma_max=gmax,
+        cg_steps=20,
+        cg_tol=1e-13,
+        max_trials=max_trials,
+    )
     kw = lambda x, y: _objective_kwargs(kind, x, y)  # noqa: E731
     step = jax.jit(lambda w, s, x, y: tx.update(None, s, w, **kw(x, y)))
     wj, state = jnp.asarray(w), tx.init(jnp.asarray(w))
     w_ref, gamma_ref, decisions, margins = w.copy(), gamma0, [], []
     for idx in batches:
         x, y = x_all[idx], y_all[idx]
-        d, acc, gamma_ref, m = _reference_update(kind, w_ref, x, y, gamma_ref, max_trials, gmin, gmax)
+        d, acc, gamma_ref, m = _reference_update(
+            kind, w_ref, x, y, gamma_ref, max_trials, gmin, gmax
+        )
         w_ref = w_ref - d.reshape(D, K)
         u, state = step(wj, state, jnp.asarray(x), jnp.asarray(y))
         wj = optax.apply_updates(wj, u)
@@ -262,13 +285,19 @@ def test_truncated_cg_one_step_and_monotone_length(x64):
         return {"u": out[:2], "v": out[2:].reshape(2, 2)}
 
     flat = lambda t: np.concatenate([np.asarray(t["u"]), np.asarray(t["v"]).ravel()])  # noqa: E731
-    np.testing.assert_allclose(flat(_truncated_cg(matvec, tree, 1, 0.0)), (b @ b) / (b @ a @ b) * b, rtol=1e-13)
+    np.testing.assert_allclose(
+        flat(_truncated_cg(matvec, tree, 1, 0.0)), (b @ b) / (b @ a @ b) * b, rtol=1e-13
+    )
     lengths = [np.linalg.norm(flat(_truncated_cg(matvec, tree, k, 0.0))) for k in range(1, 7)]
     assert all(y >= x * (1 - 1e-12) for x, y in zip(lengths, lengths[1:]))
     # 6 steps solve a 6x6 system in exact arithmetic; round-off (condition number 1e3) leaves
     # ~1e-9 relative after 6, two more steps bring it to ~1e-13
-    np.testing.assert_allclose(flat(_truncated_cg(matvec, tree, 6, 0.0)), np.linalg.solve(a, b), rtol=1e-7)
-    np.testing.assert_allclose(flat(_truncated_cg(matvec, tree, 8, 0.0)), np.linalg.solve(a, b), rtol=1e-11)
+    np.testing.assert_allclose(
+        flat(_truncated_cg(matvec, tree, 6, 0.0)), np.linalg.solve(a, b), rtol=1e-7
+    )
+    np.testing.assert_allclose(
+        flat(_truncated_cg(matvec, tree, 8, 0.0)), np.linalg.solve(a, b), rtol=1e-11
+    )
     # an early stop on the relative residual
     x = flat(_truncated_cg(matvec, tree, 50, 1e-3))
     assert np.linalg.norm(a @ x - b) <= 1e-3 * np.linalg.norm(b)
@@ -288,7 +317,9 @@ def test_step_length_bounded_by_gamma_after_any_cg_steps(x64):
     w, gamma = jnp.zeros(6), 0.5
     for k in (1, 2, 6):
         tx = scale_by_normalized_newton(gamma0=gamma, cg_steps=k, cg_tol=0.0, max_trials=20)
-        u, s = tx.update(None, tx.init(w), w, model_fn=_model, output_loss_fn=loss, batch_args=(x, y))
+        u, s = tx.update(
+            None, tx.init(w), w, model_fn=_model, output_loss_fn=loss, batch_args=(x, y)
+        )
         assert bool(s.accepted) and np.linalg.norm(np.asarray(u)) <= gamma * (1 + 1e-12)
 
 
@@ -327,8 +358,11 @@ def test_jit_matches_eager(x64):
     tx = normalized_newton(curvature="fisher", gamma0=0.3, cg_steps=4)
     s0 = tx.init(w)
     u1, s1 = tx.update(None, s0, w, model_fn=_model, output_loss_fn=_ce, batch_args=(x, y))
-    u2, s2 = jax.jit(lambda s, w, x, y: tx.update(None, s, w, model_fn=_model, output_loss_fn=_ce,
-                                                  batch_args=(x, y)))(s0, w, x, y)
+    u2, s2 = jax.jit(
+        lambda s, w, x, y: tx.update(
+            None, s, w, model_fn=_model, output_loss_fn=_ce, batch_args=(x, y)
+        )
+    )(s0, w, x, y)
     for a, b in zip(jax.tree.leaves((u1, s1)), jax.tree.leaves((u2, s2))):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-12, atol=1e-15)
 
@@ -344,7 +378,11 @@ def test_state_and_chain_api(x64):
     sub = state[0]
     assert isinstance(sub, NormalizedNewtonState)
     assert sub._fields == ("count", "gamma", "accepted", "n_accepted", "loss", "grad_norm")
-    assert sub.count.dtype == jnp.int32 and sub.accepted.dtype == jnp.bool_ and sub.gamma.dtype == jnp.float64
+    assert (
+        sub.count.dtype == jnp.int32
+        and sub.accepted.dtype == jnp.bool_
+        and sub.gamma.dtype == jnp.float64
+    )
     assert float(sub.gamma) == 1.0 and not bool(sub.accepted)
     loss = lambda p: jnp.sum(p["a"] ** 2)  # noqa: E731
     # the incoming gradient is ignored; unknown extra kwargs (for other chain members) are too
@@ -352,7 +390,9 @@ def test_state_and_chain_api(x64):
     u2, _ = tx.update({"a": jnp.full(3, 99.0)}, state, w, loss_fn=loss, key=jax.random.key(0))
     np.testing.assert_array_equal(u1["a"], u2["a"])
     # learning_rate scales the accepted step
-    u3, _ = normalized_newton(curvature="none", learning_rate=0.5).update(None, state, w, loss_fn=loss)
+    u3, _ = normalized_newton(curvature="none", learning_rate=0.5).update(
+        None, state, w, loss_fn=loss
+    )
     np.testing.assert_allclose(u3["a"], 0.5 * u1["a"], rtol=1e-15)
 
 

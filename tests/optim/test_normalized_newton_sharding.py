@@ -16,12 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
 from jax.sharding import PartitionSpec as P
 
-from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
-
 from geomjax.optim._normalized_newton_optax import normalized_newton
-
 
 pytestmark = MULTIDEVICE
 
@@ -53,7 +51,9 @@ def _model(p, x):
 
 def _ce(z, y):
     """Mean softmax cross-entropy over the (local) batch."""
-    return jnp.mean(jax.nn.logsumexp(z, axis=-1) - jnp.take_along_axis(z, y[:, None], axis=-1)[:, 0])
+    return jnp.mean(
+        jax.nn.logsumexp(z, axis=-1) - jnp.take_along_axis(z, y[:, None], axis=-1)[:, 0]
+    )
 
 
 def _ce_one(p, example):
@@ -85,7 +85,9 @@ def test_normalized_newton_sharded_equals_single_device(mesh, x64, kind):
         # the objective functions give the mean over the local shard
         return tx_sharded.update(None, s, p, **_kwargs(kind, xs, ys))
 
-    step_sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P("data"), P("data")), out_specs=P()))
+    step_sharded = jax.jit(
+        jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P("data"), P("data")), out_specs=P())
+    )
     xs, ys = shard(mesh, (x, y))
     p1 = p2 = params
     s1, s2 = tx_single.init(params), tx_sharded.init(params)
@@ -109,12 +111,21 @@ def test_normalized_newton_sharded_equals_single_device(mesh, x64, kind):
 def test_normalized_newton_sharded_float32(mesh, check_vma):
     # check_vma=False: no automatic psum of replicated-parameter gradients; same answer
     params, x, y = _mlp_problem(jnp.float32)
-    tx_single, tx_sharded = normalized_newton(gamma0=0.5), normalized_newton(gamma0=0.5, axis_name="data")
+    tx_single, tx_sharded = (
+        normalized_newton(gamma0=0.5),
+        normalized_newton(gamma0=0.5, axis_name="data"),
+    )
     single = jax.jit(lambda p, s: tx_single.update(None, s, p, **_kwargs("gauss_newton", x, y)))
     u1, s1 = single(params, tx_single.init(params))
     local = lambda p, s, xs, ys: tx_sharded.update(None, s, p, **_kwargs("gauss_newton", xs, ys))  # noqa: E731
     sharded = jax.jit(
-        jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P("data"), P("data")), out_specs=P(), check_vma=check_vma)
+        jax.shard_map(
+            local,
+            mesh=mesh,
+            in_specs=(P(), P(), P("data"), P("data")),
+            out_specs=P(),
+            check_vma=check_vma,
+        )
     )
     u2, s2 = sharded(params, tx_sharded.init(params), *shard(mesh, (x, y)))
     assert bool(s1[0].accepted) and bool(s2[0].accepted)

@@ -234,7 +234,9 @@ def _check_eigvec(a, x, atol):
     w, v = np.linalg.eigh(a)
     v0 = v[:, 0] * np.sign(v[:, 0] @ np.asarray(x))
     np.testing.assert_allclose(np.asarray(x), v0, atol=atol)
-    np.testing.assert_allclose(float(np.asarray(x) @ a @ np.asarray(x)), w[0], atol=max(10 * atol**2, 1e-12))
+    np.testing.assert_allclose(
+        float(np.asarray(x) @ a @ np.asarray(x)), w[0], atol=max(10 * atol**2, 1e-12)
+    )
 
 
 def _rayleigh_manifolds():
@@ -306,7 +308,10 @@ def test_bad_inputs_raise():
 def test_zero_gradient_is_finite():
     """Zero Riemannian gradient (g parallel to x): no NaN (debug_nans is on), point unchanged."""
     x = jnp.array([0.0, 1.0, 0.0])
-    for tx in (riemannian_adam(0.1, manifolds=_Sphere(3)), riemannian_sgd(0.1, 0.9, manifolds=_Sphere(3))):
+    for tx in (
+        riemannian_adam(0.1, manifolds=_Sphere(3)),
+        riemannian_sgd(0.1, 0.9, manifolds=_Sphere(3)),
+    ):
         p, _ = _run(tx, x, lambda p: 2.0 * p, 3, jit=False)
         np.testing.assert_allclose(p, x, atol=1e-7)
 
@@ -320,5 +325,7 @@ def test_optim_does_not_import_flax():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     code = "import sys, geomjax.optim; assert 'flax' not in sys.modules, 'flax imported'"
     env = dict(os.environ, PYTHONPATH=root)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]

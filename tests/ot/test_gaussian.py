@@ -42,10 +42,14 @@ def test_matches_scipy_closed_form(x64, d):
     m1, m2 = rng.standard_normal(d), rng.standard_normal(d)
     c1, c2 = _spd(rng, d), _spd(rng, d)
     w2_sq, bw2 = _w2_sq_ref(m1, c1, m2, c2)
-    f = jax.jit(lambda *a: (
-        gaussian_wasserstein(*a), gaussian_wasserstein(*a, squared=True),
-        bures_wasserstein(a[1], a[3]), bures_wasserstein(a[1], a[3], squared=True),
-    ))
+    f = jax.jit(
+        lambda *a: (
+            gaussian_wasserstein(*a),
+            gaussian_wasserstein(*a, squared=True),
+            bures_wasserstein(a[1], a[3]),
+            bures_wasserstein(a[1], a[3], squared=True),
+        )
+    )
     w, w_sq, bw, bw_sq = f(m1, c1, m2, c2)
     assert_allclose_dtype(w_sq, w2_sq)
     assert_allclose_dtype(w, np.sqrt(w2_sq))
@@ -120,7 +124,12 @@ def test_zero_and_finite_gradients_at_equal_gaussians(dtype):
         w = lambda *a: gaussian_wasserstein(*a)
         w_sq = lambda *a: gaussian_wasserstein(*a, squared=True)
         c2 = c + jnp.eye(3, dtype=c.dtype)
-        hvp_dirs = (jnp.ones_like(m), jnp.ones_like(c), -jnp.ones_like(m), jnp.eye(3, dtype=c.dtype))
+        hvp_dirs = (
+            jnp.ones_like(m),
+            jnp.ones_like(c),
+            -jnp.ones_like(m),
+            jnp.eye(3, dtype=c.dtype),
+        )
         return {
             "values": (w(m, c, m, c), bures_wasserstein(c, c)),
             "zero": (
@@ -163,7 +172,9 @@ def test_gaussian_fit_matches_numpy(dtype):
     a = rng.uniform(0.5, 1.5, 50)
     a /= a.sum()
     for w in (None, a):
-        mean, cov = gaussian_fit(jnp.asarray(x, dtype), None if w is None else jnp.asarray(w, dtype))
+        mean, cov = gaussian_fit(
+            jnp.asarray(x, dtype), None if w is None else jnp.asarray(w, dtype)
+        )
         ref_mean = np.average(x, axis=0, weights=w)
         ref_cov = np.cov(x.T, aweights=w, bias=True)
         assert mean.dtype == dtype and cov.dtype == dtype
@@ -176,7 +187,9 @@ def test_jit_and_vmap(x64):
     rng = np.random.default_rng(6)
     ms = rng.standard_normal((4, 2))
     cs = np.stack([_spd(rng, 2) for _ in range(4)])
-    batched = jax.jit(jax.vmap(gaussian_wasserstein, in_axes=(0, 0, None, None)))(ms, cs, ms[0], cs[0])
+    batched = jax.jit(jax.vmap(gaussian_wasserstein, in_axes=(0, 0, None, None)))(
+        ms, cs, ms[0], cs[0]
+    )
     loop = np.array([float(gaussian_wasserstein(ms[i], cs[i], ms[0], cs[0])) for i in range(4)])
     assert_allclose_dtype(batched, loop)
     assert float(batched[0]) == 0.0

@@ -35,7 +35,12 @@ def _clouds(seed, n=7, m=5, d=2, dtype=np.float64):
     y = rng.standard_normal((m, d)) + np.array([1.0] + [0.0] * (d - 1))
     a = rng.uniform(0.5, 1.5, n)
     b = rng.uniform(0.5, 1.5, m)
-    return x.astype(dtype), y.astype(dtype), (a / a.sum()).astype(dtype), (b / b.sum()).astype(dtype)
+    return (
+        x.astype(dtype),
+        y.astype(dtype),
+        (a / a.sum()).astype(dtype),
+        (b / b.sum()).astype(dtype),
+    )
 
 
 def _np_entropic_ot(c, a, b, eps, iters=100000, tol=1e-12):
@@ -91,11 +96,15 @@ def test_plan_matches_pot(x64):
     x, y, a, b = _clouds(2)
     eps = 0.5
     plan = jax.jit(lambda *t: sinkhorn(*t, epsilon=eps, return_plan=True, **TIGHT).plan)(x, y, a, b)
-    ref = pot.sinkhorn(a, b, _sqeuclid(x, y), eps, method="sinkhorn_log", stopThr=1e-14, numItermax=100000)
+    ref = pot.sinkhorn(
+        a, b, _sqeuclid(x, y), eps, method="sinkhorn_log", stopThr=1e-14, numItermax=100000
+    )
     assert_allclose_dtype(plan, ref, scale=10.0)
 
 
-@pytest.mark.parametrize("manifold", [Sphere(2), Grassmann(3, 2)], ids=["sphere-dist", "grassmann-sqdist"])
+@pytest.mark.parametrize(
+    "manifold", [Sphere(2), Grassmann(3, 2)], ids=["sphere-dist", "grassmann-sqdist"]
+)
 def test_manifold_cost_matches_dense_geometry(x64, manifold):
     keys = jax.random.split(jax.random.key(3), 11)
     x = jnp.stack([manifold.random_point(k, jnp.float64) for k in keys[:6]])
@@ -117,7 +126,12 @@ def test_manifold_cost_matches_dense_geometry(x64, manifold):
 
 def test_sinkhorn_divergence_identical_is_zero(dtype):
     x, y, _, _ = (jnp.asarray(t, dtype) for t in _clouds(4, n=8, m=6))
-    f = jax.jit(lambda x, y: (sinkhorn_divergence(x, x, epsilon=0.1), sinkhorn_divergence(x, y, epsilon=0.1)))
+    f = jax.jit(
+        lambda x, y: (
+            sinkhorn_divergence(x, x, epsilon=0.1),
+            sinkhorn_divergence(x, y, epsilon=0.1),
+        )
+    )
     same, diff = f(x, y)
     scale = float(np.mean(_sqeuclid(np.asarray(x, np.float64), np.asarray(x, np.float64))))
     assert bool(same.converged) and bool(diff.converged)
@@ -128,6 +142,7 @@ def test_sinkhorn_divergence_identical_is_zero(dtype):
 def test_sinkhorn_divergence_matches_reference(x64):
     x, y, a, b = _clouds(5)
     eps = 1.0  # the plain (non-symmetrized) reference converges slowly on x-x at small eps
+
     @jax.jit
     def both(x, y, a, b):
         ott_div, _ = ott_sd.sinkdiv(x, y, a=a, b=b, epsilon=eps, solve_kwargs=TIGHT)
@@ -142,7 +157,9 @@ def test_sinkhorn_divergence_matches_reference(x64):
     assert bool(out.converged) and float(out.marginal_error) < 1e-12
     assert_allclose_dtype(out.divergence, ref, scale=10.0)
     assert ref > 0
-    np.testing.assert_array_equal(np.asarray(out.divergence), np.asarray(ott_div))  # ott's entry point
+    np.testing.assert_array_equal(
+        np.asarray(out.divergence), np.asarray(ott_div)
+    )  # ott's entry point
 
 
 def test_check_grads(x64):
@@ -160,14 +177,21 @@ def test_check_grads_manifold_and_curvature(x64):
     keys = jax.random.split(jax.random.key(7), 9)
     xs = jnp.stack([sphere.random_point(k, jnp.float64) for k in keys[:5]])
     ys = jnp.stack([sphere.random_point(k, jnp.float64) for k in keys[5:]])
-    check_grads(jax.jit(lambda x: sinkhorn(x, ys, epsilon=0.3, cost=sphere, **TIGHT).cost), (xs,), order=1, modes=("rev",))
+    check_grads(
+        jax.jit(lambda x: sinkhorn(x, ys, epsilon=0.3, cost=sphere, **TIGHT).cost),
+        (xs,),
+        order=1,
+        modes=("rev",),
+    )
     x, y, _, _ = _clouds(8, n=5, m=4)
     x, y = 0.2 * x, 0.2 * y
     fc = jax.jit(lambda c: sinkhorn(x, y, epsilon=0.1, cost=PoincareBall(2, c), **TIGHT).cost)
     check_grads(fc, (1.0,), order=1, modes=("rev",))
 
 
-@pytest.mark.parametrize("cost", [None, Sphere(1), PoincareBall(2)], ids=["sqeuclid", "sphere", "poincare"])
+@pytest.mark.parametrize(
+    "cost", [None, Sphere(1), PoincareBall(2)], ids=["sqeuclid", "sphere", "poincare"]
+)
 def test_gradients_finite_at_identical_inputs(cost):
     """Coincident points (x == y, and the x-x term of the divergence): finite gradients."""
     x, _, a, _ = (jnp.asarray(t, jnp.float32) for t in _clouds(9, n=6, m=6))
@@ -203,7 +227,9 @@ def test_jit_and_vmap():
 
 def test_status_when_not_converged():
     x, y, _, _ = _clouds(11, dtype=np.float32)
-    out = jax.jit(lambda x, y: sinkhorn(x, y, epsilon=0.01, max_iterations=20, threshold=1e-9))(x, y)
+    out = jax.jit(lambda x, y: sinkhorn(x, y, epsilon=0.01, max_iterations=20, threshold=1e-9))(
+        x, y
+    )
     assert not bool(out.converged)
     assert int(out.n_iters) == 20
     assert float(out.marginal_error) > 1e-9

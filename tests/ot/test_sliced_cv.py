@@ -93,10 +93,12 @@ def test_vs_numpy_reference(x64, key, coefficient):
             gamma = np.cov(w, c)[0, 1] / np.var(c, ddof=1)
             terms = w - gamma * (c - ec)
         else:
-            g = np.array([
-                np.cov(np.delete(w, l), np.delete(c, l))[0, 1] / np.var(np.delete(c, l), ddof=1)
-                for l in range(L)
-            ])
+            g = np.array(
+                [
+                    np.cov(np.delete(w, j), np.delete(c, j))[0, 1] / np.var(np.delete(c, j), ddof=1)
+                    for j in range(L)
+                ]
+            )
             terms = w - g * (c - ec)
             gamma = g.mean()
         res = sliced_wasserstein_cv(
@@ -182,6 +184,7 @@ def test_one_dimensional_is_plain_mc(x64, key):
 
 def test_grads_finite_and_jit_vmap(x64, key):
     x, _ = _clouds("gaussian", n=8, d=3)
+
     # "upper" exercises every term of "lower" plus the projected variances
     def f(x, y):
         return sliced_wasserstein_cv(key, x, y, n_projections=8, control_variate="upper").value

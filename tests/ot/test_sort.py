@@ -15,7 +15,16 @@ from geomjax.ot._sort import sort_last
 def test_sort_last_matches_numpy(dtype):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 5, 257)) * np.exp(rng.uniform(-10, 10, (3, 5, 257)))
-    x[0, 0, :8] = [0.0, -0.0, np.inf, -np.inf, 1e-40, -1e-40, 2.0, 2.0]  # zeros, infinities, subnormals, ties
+    x[0, 0, :8] = [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        1e-40,
+        -1e-40,
+        2.0,
+        2.0,
+    ]  # zeros, infinities, subnormals, ties
     xj = jnp.asarray(x, dtype)
     ref = np.sort(np.asarray(xj, np.float32), axis=-1)
     got = np.asarray(jax.jit(sort_last)(xj), np.float32)

@@ -56,9 +56,7 @@ def test_translation_closed_form(x64, kappa):
     loc = np.array([0.3, 0.4, -0.2])
     L = 4000
     key = jax.random.key(7)
-    val = vmf_sliced_wasserstein(
-        key, x, x + v, location=loc, kappa=kappa, n_projections=L
-    )
+    val = vmf_sliced_wasserstein(key, x, x + v, location=loc, kappa=kappa, n_projections=L)
     # The same directions the estimator drew: its value is their exact average ...
     th = np.asarray(sample_von_mises_fisher(key, jnp.asarray(loc), kappa, (L,)))
     per = (th @ v) ** 2

@@ -42,5 +42,3 @@ def aim_mean(xs, iters=200):
         r, ir = sqrtm(s), invsqrtm(s)
         s = r @ expm(np.mean([logm(ir @ x @ ir) for x in xs], axis=0)) @ r
     return 0.5 * (s + s.T)
-
-

@@ -43,8 +43,14 @@ def test_aim_matches_closed_form(x64):
     ig, rb = ref.invsqrtm(g), ref.sqrtm(bias)
     want = np.stack([rb @ ref.powm(ig @ xi @ ig, s / np.sqrt(var + eps)) @ rb for xi in x])
     y, state = riemannian_batch_norm(
-        x, rbn_init(N, jnp.float64), M.SPDAffineInvariant(N), bias=bias, scale=s, eps=eps,
-        training=True, mean_iter=30,
+        x,
+        rbn_init(N, jnp.float64),
+        M.SPDAffineInvariant(N),
+        bias=bias,
+        scale=s,
+        eps=eps,
+        training=True,
+        mean_iter=30,
     )
     np.testing.assert_allclose(y, want, atol=1e-9)
     # running statistics: geodesic from I toward G by the momentum, and the variance EMA
@@ -59,8 +65,16 @@ def test_output_statistics(name, x64):
     x = _batch(1)
     bias = metric.exp(metric.base_point(jnp.float64), 0.3 * jnp.asarray(np.diag([1.0, -1.0, 0.5])))
     scale = 0.4  # keeps exp at the base point inside the injectivity domain for the BW metrics
-    y, _ = riemannian_batch_norm(x, rbn_init(N, jnp.float64), metric, bias=bias, scale=scale,
-                                 eps=0.0, training=True, mean_iter=40)
+    y, _ = riemannian_batch_norm(
+        x,
+        rbn_init(N, jnp.float64),
+        metric,
+        bias=bias,
+        scale=scale,
+        eps=0.0,
+        training=True,
+        mean_iter=40,
+    )
     res = metric.mean(y, max_iter=60)
     assert bool(res.converged)
     np.testing.assert_allclose(metric.dist(res.mean, bias), 0.0, atol=1e-8)
@@ -73,7 +87,9 @@ def test_eval_mode_uses_running_statistics(x64):
     x = _batch(2)
     rng = np.random.default_rng(3)
     run = ref.random_spd(rng, N)
-    state = rbn_init(N, jnp.float64)._replace(running_mean=jnp.asarray(run), running_var=jnp.asarray(2.0))
+    state = rbn_init(N, jnp.float64)._replace(
+        running_mean=jnp.asarray(run), running_var=jnp.asarray(2.0)
+    )
     y, new = riemannian_batch_norm(x, state, metric, training=False, eps=0.0)
     ir = ref.invsqrtm(run)
     want = np.stack([ref.powm(ir @ xi @ ir, 1 / np.sqrt(2.0)) for xi in x])
@@ -97,11 +113,14 @@ def test_grads_in_input_and_bias(name, x64):
     bias = jnp.eye(N)  # repeated eigenvalues: the initial bias of the layer
 
     def f(x, bias, scale):
-        y, _ = riemannian_batch_norm(x, rbn_init(N, jnp.float64), metric, bias=bias, scale=scale,
-                                     training=True, mean_iter=4)
+        y, _ = riemannian_batch_norm(
+            x, rbn_init(N, jnp.float64), metric, bias=bias, scale=scale, training=True, mean_iter=4
+        )
         return jnp.sum(y[:, 0, :] ** 2) + jnp.sum(y[1] * y[2])
 
-    check_grads(jax.jit(f), (x, bias, jnp.asarray(0.4)), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
+    check_grads(
+        jax.jit(f), (x, bias, jnp.asarray(0.4)), order=1, modes=("rev",), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_grads_of_gbw_metric_matrix_at_identity(x64):
@@ -110,7 +129,9 @@ def test_grads_of_gbw_metric_matrix_at_identity(x64):
 
     def f(m):
         metric = M.SPDGeneralizedBuresWasserstein(m)
-        y, _ = riemannian_batch_norm(x, rbn_init(N, jnp.float64), metric, scale=0.4, training=True, mean_iter=3)
+        y, _ = riemannian_batch_norm(
+            x, rbn_init(N, jnp.float64), metric, scale=0.4, training=True, mean_iter=3
+        )
         return jnp.sum(y[:, :, 0] ** 2)
 
     check_grads(jax.jit(f), (jnp.eye(N),), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
@@ -123,18 +144,28 @@ def test_grads_of_power_deformed_gbw_parameters(x64):
 
     def f(m, theta):
         metric = M.PowerDeformed(M.SPDGeneralizedBuresWasserstein(m), theta)
-        y, _ = riemannian_batch_norm(x, rbn_init(N, jnp.float64), metric, scale=0.4, training=True, mean_iter=3)
+        y, _ = riemannian_batch_norm(
+            x, rbn_init(N, jnp.float64), metric, scale=0.4, training=True, mean_iter=3
+        )
         return jnp.sum(y[:, :, 0] ** 2)
 
-    check_grads(jax.jit(f), (jnp.eye(N), jnp.asarray(0.5)), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
+    check_grads(
+        jax.jit(f), (jnp.eye(N), jnp.asarray(0.5)), order=1, modes=("rev",), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_second_order_grads_aim(x64):
     x = jnp.asarray(_batch(8, k=3))
 
     def f(bias):
-        y, _ = riemannian_batch_norm(x, rbn_init(N, jnp.float64), M.SPDAffineInvariant(N), bias=bias,
-                                     training=True, mean_iter=4)
+        y, _ = riemannian_batch_norm(
+            x,
+            rbn_init(N, jnp.float64),
+            M.SPDAffineInvariant(N),
+            bias=bias,
+            training=True,
+            mean_iter=4,
+        )
         return jnp.sum(y**2)
 
     check_grads(jax.jit(f), (jnp.eye(N),), order=2, modes=("rev",), atol=1e-5, rtol=1e-5)

@@ -52,8 +52,12 @@ def test_ledoit_wolf_matches_float64_formula(dtype):
     x = _signal(1)
     shrink, ref = _np_lw(x)
     assert 0.05 < shrink < 0.95
-    assert_allclose_dtype(ledoit_wolf_shrinkage(jnp.asarray(x, dtype)), np.asarray(shrink), scale=100)
-    assert_allclose_dtype(covariance(jnp.asarray(x, dtype), shrinkage="ledoit_wolf"), ref, scale=100)
+    assert_allclose_dtype(
+        ledoit_wolf_shrinkage(jnp.asarray(x, dtype)), np.asarray(shrink), scale=100
+    )
+    assert_allclose_dtype(
+        covariance(jnp.asarray(x, dtype), shrinkage="ledoit_wolf"), ref, scale=100
+    )
 
 
 def test_ledoit_wolf_matches_sklearn_and_pyriemann(x64):
@@ -62,10 +66,16 @@ def test_ledoit_wolf_matches_sklearn_and_pyriemann(x64):
     for x in xs:
         ref_cov, ref_shrink = sk.ledoit_wolf(x.T)
         np.testing.assert_allclose(float(ledoit_wolf_shrinkage(x)), ref_shrink, rtol=1e-10)
-        np.testing.assert_allclose(covariance(x, shrinkage="ledoit_wolf"), ref_cov, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            covariance(x, shrinkage="ledoit_wolf"), ref_cov, rtol=1e-10, atol=1e-12
+        )
         centered = sk.ledoit_wolf(x.T, assume_centered=True)[0]
-        np.testing.assert_allclose(covariance(x, shrinkage="ledoit_wolf", assume_centered=True), centered,
-                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            covariance(x, shrinkage="ledoit_wolf", assume_centered=True),
+            centered,
+            rtol=1e-10,
+            atol=1e-12,
+        )
         shrunk = sk.shrunk_covariance(sk.empirical_covariance(x.T), shrinkage=0.3)
         np.testing.assert_allclose(covariance(x, shrinkage=0.3), shrunk, rtol=1e-10, atol=1e-12)
     try:
@@ -74,20 +84,31 @@ def test_ledoit_wolf_matches_sklearn_and_pyriemann(x64):
         return
     ours = jax.vmap(lambda x: covariance(x, shrinkage="ledoit_wolf"))(xs)
     np.testing.assert_allclose(ours, Covariances("lwf").transform(xs), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(jax.vmap(covariance)(xs), Covariances("scm").transform(xs), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        jax.vmap(covariance)(xs), Covariances("scm").transform(xs), rtol=1e-10, atol=1e-12
+    )
 
 
 def test_ledoit_wolf_degenerate_cases(x64):
     # S = I exactly (orthogonal rows of equal norm): delta = 0, shrinkage must be 0, not NaN.
     x = jnp.array([[1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0]])
     assert float(ledoit_wolf_shrinkage(x, assume_centered=True)) == 0.0
-    np.testing.assert_allclose(covariance(x, shrinkage="ledoit_wolf", assume_centered=True), np.eye(2), atol=1e-15)
-    check_grads_finite(jax.jit(lambda x: jnp.sum(covariance(x, shrinkage="ledoit_wolf", assume_centered=True) ** 2)),
-                       (x,), hessian="hvp")
+    np.testing.assert_allclose(
+        covariance(x, shrinkage="ledoit_wolf", assume_centered=True), np.eye(2), atol=1e-15
+    )
+    check_grads_finite(
+        jax.jit(
+            lambda x: jnp.sum(covariance(x, shrinkage="ledoit_wolf", assume_centered=True) ** 2)
+        ),
+        (x,),
+        hessian="hvp",
+    )
     # One channel: sklearn returns the variance unshrunk.
     one = jnp.asarray(_signal(2)[:1])
     assert float(ledoit_wolf_shrinkage(one)) == 0.0
-    np.testing.assert_allclose(covariance(one, shrinkage="ledoit_wolf"), [[np.var(np.asarray(one))]], rtol=1e-12)
+    np.testing.assert_allclose(
+        covariance(one, shrinkage="ledoit_wolf"), [[np.var(np.asarray(one))]], rtol=1e-12
+    )
 
 
 def test_ledoit_wolf_gradients(x64):
@@ -95,30 +116,44 @@ def test_ledoit_wolf_gradients(x64):
     weights = jnp.arange(9.0).reshape(3, 3)
 
     def loss(x, s):
-        return jnp.sum(weights * covariance(x, shrinkage="ledoit_wolf")) + jnp.sum(covariance(x, shrinkage=s))
+        return jnp.sum(weights * covariance(x, shrinkage="ledoit_wolf")) + jnp.sum(
+            covariance(x, shrinkage=s)
+        )
 
     check_grads_finite(jax.jit(loss), (x, jnp.asarray(0.4)), order=2, hessian="hvp")
-    check_grads(jax.jit(lambda x: jnp.sum(weights * covariance(x, shrinkage="ledoit_wolf"))), (x,), order=1,
-                modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
-    check_grads(jax.jit(lambda s: jnp.sum(weights * covariance(x, shrinkage=s))), (jnp.asarray(0.4),), order=1,
-                modes=("rev",))
+    check_grads(
+        jax.jit(lambda x: jnp.sum(weights * covariance(x, shrinkage="ledoit_wolf"))),
+        (x,),
+        order=1,
+        modes=("fwd", "rev"),
+        atol=1e-6,
+        rtol=1e-6,
+    )
+    check_grads(
+        jax.jit(lambda s: jnp.sum(weights * covariance(x, shrinkage=s))),
+        (jnp.asarray(0.4),),
+        order=1,
+        modes=("rev",),
+    )
 
 
 def test_vmap_and_jit_consistency():
     xs = jnp.asarray(np.stack([_signal(s) for s in range(3)]), jnp.float32)
     batched = jax.jit(jax.vmap(lambda x: covariance(x, shrinkage="ledoit_wolf")))(xs)
     for i in range(3):
-        assert_allclose_dtype(batched[i], np.asarray(covariance(xs[i], shrinkage="ledoit_wolf")), scale=10)
+        assert_allclose_dtype(
+            batched[i], np.asarray(covariance(xs[i], shrinkage="ledoit_wolf")), scale=10
+        )
 
 
 def _np_embed(x, order, lag):
     t_out = x.shape[1] - (order - 1) * lag
-    return np.concatenate([x[:, p * lag: p * lag + t_out] for p in range(order)], axis=0)
+    return np.concatenate([x[:, p * lag : p * lag + t_out] for p in range(order)], axis=0)
 
 
 def _moabb_augmented(x, order, lag):
     """moabb.pipelines.features.AugmentedDataset.transform for one trial (order >= 2)."""
-    blocks = [x[:, : -order * lag]] + [x[:, p * lag: -(order - p) * lag] for p in range(1, order)]
+    blocks = [x[:, : -order * lag]] + [x[:, p * lag : -(order - p) * lag] for p in range(1, order)]
     return np.concatenate(blocks, axis=0)
 
 
@@ -142,7 +177,12 @@ def test_augmented_covariance_matches_paper_pipeline(x64):
     xs = np.stack([_signal(s, channels=3, times=60) for s in range(2)])
     order, lag = 3, 2
     moabb = np.stack([_moabb_augmented(x, order, lag) for x in xs])
-    ours = np.stack([augmented_covariance(x[:, :-lag], order=order, lag=lag, shrinkage="ledoit_wolf") for x in xs])
+    ours = np.stack(
+        [
+            augmented_covariance(x[:, :-lag], order=order, lag=lag, shrinkage="ledoit_wolf")
+            for x in xs
+        ]
+    )
     ref = np.stack([_np_lw(m)[1] for m in moabb])
     np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
     try:

@@ -30,12 +30,18 @@ def test_reeig_matches_numpy_and_grads(x64):
     rng = np.random.default_rng(1)
     q, _ = np.linalg.qr(rng.normal(size=(4, 4)))
     x = (q * np.array([1e-6, 0.3, 0.3, 2.0])) @ q.T  # one eigenvalue below eps, one repeated pair
-    np.testing.assert_allclose(reeig(x, 1e-2), ref.eig_fn(x, lambda t: np.maximum(t, 1e-2)), atol=1e-12)
+    np.testing.assert_allclose(
+        reeig(x, 1e-2), ref.eig_fn(x, lambda t: np.maximum(t, 1e-2)), atol=1e-12
+    )
     check_grads(lambda a: reeig(a, 1e-2), (jnp.asarray(x),), order=2, modes=("fwd", "rev"))
     # at the identity (all eigenvalues equal, above eps) reeig is the identity map
     g = jax.jacfwd(lambda a: reeig(a, 1e-3))(jnp.eye(3))
     assert np.all(np.isfinite(g))
-    np.testing.assert_allclose(g.reshape(9, 9), np.eye(9) * 0.5 + np.eye(9)[:, [0, 3, 6, 1, 4, 7, 2, 5, 8]] * 0.5, atol=1e-12)
+    np.testing.assert_allclose(
+        g.reshape(9, 9),
+        np.eye(9) * 0.5 + np.eye(9)[:, [0, 3, 6, 1, 4, 7, 2, 5, 8]] * 0.5,
+        atol=1e-12,
+    )
 
 
 def test_reeig_rejects_bad_eps():

@@ -41,7 +41,7 @@ def _np_riemann_mean(xs, w):
     w = w / w.sum()
     m = _fn(np.tensordot(w, np.stack([_fn(x, np.log) for x in xs]), axes=1), np.exp)
     for _ in range(200):
-        r, ri = _fn(m, np.sqrt), _fn(m, lambda t: t ** -0.5)
+        r, ri = _fn(m, np.sqrt), _fn(m, lambda t: t**-0.5)
         step = np.tensordot(w, np.stack([_fn(ri @ x @ ri, np.log) for x in xs]), axes=1)
         m = r @ _fn(step, np.exp) @ r
         if np.linalg.norm(step) < 1e-14:
@@ -71,7 +71,9 @@ def test_matches_brute_force(kind, x64):
         "riemann": (SPDAffineInvariant(N), _np_riemann_mean, _np_riemann_dist),
         "logeuclid": (SPDLogEuclidean(N), _np_le_mean, _np_le_dist),
     }[kind]
-    state = jax.jit(lambda x, y, w: mdm_fit(x, y, C, metric=metric, sample_weight=w, max_iter=100))(x, y, w)
+    state = jax.jit(lambda x, y, w: mdm_fit(x, y, C, metric=metric, sample_weight=w, max_iter=100))(
+        x, y, w
+    )
     assert isinstance(state, MDMState)
     assert state.means.shape == (C, N, N) and bool(jnp.all(state.converged))
     np.testing.assert_allclose(state.class_weights, [w[y == c].sum() for c in range(C)], rtol=1e-12)
@@ -97,7 +99,9 @@ def test_matches_pyriemann(kind, x64):
     # pyriemann's Riemannian mean stops at a gradient norm of 1e-8 (ours at 1e-12).
     np.testing.assert_allclose(state.means, clf.covmeans_, rtol=1e-7, atol=1e-8)
     xt, _ = _data(seed=5, per_class=3)
-    d, pred = jax.jit(lambda s, xt: (mdm_distances(s, xt, metric=metric), mdm_predict(s, xt, metric=metric)))(state, xt)
+    d, pred = jax.jit(
+        lambda s, xt: (mdm_distances(s, xt, metric=metric), mdm_predict(s, xt, metric=metric))
+    )(state, xt)
     np.testing.assert_allclose(d, clf.transform(xt), rtol=1e-7, atol=1e-8)
     np.testing.assert_array_equal(pred, clf.predict(xt))
 
@@ -117,12 +121,16 @@ def test_jit_float32_and_empty_class():
     assert int(jnp.max(pred)) < C
     # float32 means agree with the float64 brute force to float32 accuracy.
     with jax.enable_x64(True):
-        ref = np.stack([_np_riemann_mean(x[y == c], np.ones(int((y == c).sum()))) for c in range(C)])
+        ref = np.stack(
+            [_np_riemann_mean(x[y == c], np.ones(int((y == c).sum()))) for c in range(C)]
+        )
     np.testing.assert_allclose(state.means[:C], ref, rtol=2e-5, atol=2e-5)
     # Predictions agree with the float64 brute force wherever its margin exceeds float32 noise.
     ref_d = np.array([[_np_riemann_dist(m, xi) for m in ref] for xi in x])
     margin = np.sort(ref_d, axis=1)[:, 1] - np.sort(ref_d, axis=1)[:, 0]
-    np.testing.assert_array_equal(np.asarray(pred)[margin > 1e-3], ref_d.argmin(axis=1)[margin > 1e-3])
+    np.testing.assert_array_equal(
+        np.asarray(pred)[margin > 1e-3], ref_d.argmin(axis=1)[margin > 1e-3]
+    )
     np.testing.assert_allclose(d[:, :C], ref_d, rtol=1e-4, atol=1e-4)
 
 

@@ -31,7 +31,9 @@ def _spd(seed, n=N, k=None):
 def _np_upper(s):
     """Weighted upper triangle, row-major, written out with loops."""
     n = s.shape[0]
-    return np.array([s[i, j] * (1.0 if i == j else np.sqrt(2.0)) for i in range(n) for j in range(i, n)])
+    return np.array(
+        [s[i, j] * (1.0 if i == j else np.sqrt(2.0)) for i in range(n) for j in range(i, n)]
+    )
 
 
 def _np_fn(s, f):
@@ -53,25 +55,35 @@ def test_affine_invariant_matches_scipy_formula(dtype):
 def test_log_euclidean_and_log_cholesky_match_numpy(x64):
     x, c = _spd(2), _spd(3)
     le = tangent_space(x, c, metric=SPDLogEuclidean(N))
-    np.testing.assert_allclose(le, _np_upper(_np_fn(x, np.log) - _np_fn(c, np.log)), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        le, _np_upper(_np_fn(x, np.log) - _np_fn(c, np.log)), rtol=1e-10, atol=1e-12
+    )
     lx, lc = np.linalg.cholesky(x), np.linalg.cholesky(c)
     lc_v = np.asarray(tangent_space(x, c, metric=SPDLogCholesky(N)))
     # Entry (i, j), i <= j, of the upper triangle is the (j, i) Cholesky difference (log-ratio on the diagonal).
-    ref = [np.log(lx[i, i] / lc[i, i]) if i == j else lx[j, i] - lc[j, i] for i in range(N) for j in range(i, N)]
+    ref = [
+        np.log(lx[i, i] / lc[i, i]) if i == j else lx[j, i] - lc[j, i]
+        for i in range(N)
+        for j in range(i, N)
+    ]
     np.testing.assert_allclose(lc_v, ref, rtol=1e-10, atol=1e-12)
 
 
 def test_matches_pyriemann(x64):
     pytest.importorskip("pyriemann")
     try:
-        from pyriemann.geometry.tangentspace import tangent_space as pr_ts, untangent_space as pr_uts
+        from pyriemann.geometry.tangentspace import tangent_space as pr_ts
+        from pyriemann.geometry.tangentspace import untangent_space as pr_uts
     except ImportError:  # pyriemann < 0.12
-        from pyriemann.utils.tangentspace import tangent_space as pr_ts, untangent_space as pr_uts
+        from pyriemann.utils.tangentspace import tangent_space as pr_ts
+        from pyriemann.utils.tangentspace import untangent_space as pr_uts
     xs, c = _spd(4, n=4, k=5), _spd(5, n=4)
     ours = jax.vmap(tangent_space, in_axes=(0, None))(xs, c)
     np.testing.assert_allclose(ours, pr_ts(xs, c, metric="riemann"), rtol=1e-10, atol=1e-12)
     back = jax.vmap(untangent_space, in_axes=(0, None))(ours, c)
-    np.testing.assert_allclose(back, pr_uts(np.asarray(ours), c, metric="riemann"), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        back, pr_uts(np.asarray(ours), c, metric="riemann"), rtol=1e-10, atol=1e-10
+    )
 
 
 def _metrics():
@@ -98,7 +110,14 @@ def test_isometry_and_inverse(name, x64):
         x1, x2 = metric.geodesic(c, y1, 0.5), metric.geodesic(c, y2, 0.5)
         v1, v2 = tangent_space(x1, c, metric=metric), tangent_space(x2, c, metric=metric)
         u1, u2 = metric.log(c, x1), metric.log(c, x2)
-        return x1, v1, v2, metric.inner(c, u1, u2), metric.dist(c, x1), untangent_space(v1, c, metric=metric)
+        return (
+            x1,
+            v1,
+            v2,
+            metric.inner(c, u1, u2),
+            metric.dist(c, x1),
+            untangent_space(v1, c, metric=metric),
+        )
 
     x1, v1, v2, inner, dist, back = run(y1, y2, c)
     np.testing.assert_allclose(float(v1 @ v2), float(inner), rtol=1e-9, atol=1e-12)
@@ -120,10 +139,22 @@ def test_zero_at_reference_and_gradients(x64):
     check_grads_finite(jax.jit(loss), (jnp.eye(N), jnp.eye(N)), order=2, hessian="hvp")
     x = jnp.asarray(_spd(14))
     sym = lambda a: 0.5 * (a + a.T)  # noqa: E731 - perturb along symmetric directions only
-    check_grads(jax.jit(lambda x, c: loss(sym(x), sym(c))), (x, c), order=1, modes=("rev",),
-                atol=1e-6, rtol=1e-6)
-    check_grads(jax.jit(lambda v: jnp.sum(w[:3] @ untangent_space(v, c)[0])), (jnp.linspace(0.1, 0.6, 6),),
-                order=1, modes=("rev",), atol=1e-6, rtol=1e-6)
+    check_grads(
+        jax.jit(lambda x, c: loss(sym(x), sym(c))),
+        (x, c),
+        order=1,
+        modes=("rev",),
+        atol=1e-6,
+        rtol=1e-6,
+    )
+    check_grads(
+        jax.jit(lambda v: jnp.sum(w[:3] @ untangent_space(v, c)[0])),
+        (jnp.linspace(0.1, 0.6, 6),),
+        order=1,
+        modes=("rev",),
+        atol=1e-6,
+        rtol=1e-6,
+    )
 
 
 def test_errors():

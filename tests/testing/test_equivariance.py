@@ -115,7 +115,11 @@ def message_passing(h, x, v, senders, receivers, edge_mask, node_mask):
 def test_centre_passes(key, dtype, permute):
     x = _points(key, dtype)
     err = assert_equivariant(
-        centre, jax.random.key(1), (x,), in_kinds=("position",), out_kinds="vector",
+        centre,
+        jax.random.key(1),
+        (x,),
+        in_kinds=("position",),
+        out_kinds="vector",
         permute=permute,
     )
     assert err < (1e-5 if dtype == jnp.float32 else 1e-12)
@@ -126,15 +130,23 @@ def test_edge_distances_invariant_under_permutation(key, dtype):
     s, r, _ = _graph()
     s, r = s[:-2], r[:-2]
     err = assert_equivariant(
-        edge_distances, jax.random.key(2), (x, s, r),
-        in_kinds=("position", "index", "index"), out_kinds="edge", permute=True,
+        edge_distances,
+        jax.random.key(2),
+        (x, s, r),
+        in_kinds=("position", "index", "index"),
+        out_kinds="edge",
+        permute=True,
     )
     assert err < (1e-5 if dtype == jnp.float32 else 1e-12)
     # Declaring the indices static (not remapped) must break it.
     with pytest.raises(AssertionError, match="kind 'edge'"):
         assert_equivariant(
-            edge_distances, jax.random.key(2), (x, s, r),
-            in_kinds=("position", "static", "static"), out_kinds="edge", permute=True,
+            edge_distances,
+            jax.random.key(2),
+            (x, s, r),
+            in_kinds=("position", "static", "static"),
+            out_kinds="edge",
+            permute=True,
         )
 
 
@@ -142,8 +154,14 @@ def test_sum_pool_invariant(key):
     h = jax.random.normal(key, (N, F))
     x = _points(jax.random.key(3))
     assert_equivariant(
-        sum_pool, jax.random.key(4), (h, x), in_kinds=("scalar", "position"),
-        out_kinds="graph_scalar", group="E3", permute=True, n_trials=4,
+        sum_pool,
+        jax.random.key(4),
+        (h, x),
+        in_kinds=("scalar", "position"),
+        out_kinds="graph_scalar",
+        group="E3",
+        permute=True,
+        n_trials=4,
     )
 
 
@@ -155,9 +173,13 @@ def test_message_passing_equivariant(key, dtype):
     s, r, em = _graph()
     node_mask = jnp.arange(N) < N - 1
     err = assert_equivariant(
-        message_passing, jax.random.key(5), (h, x, v, s, r, em, node_mask),
+        message_passing,
+        jax.random.key(5),
+        (h, x, v, s, r, em, node_mask),
         in_kinds=("scalar", "position", "vector", "index", "index", "static", "node_mask"),
-        out_kinds=("scalar", "position", "vector"), group="E3", permute=True,
+        out_kinds=("scalar", "position", "vector"),
+        group="E3",
+        permute=True,
     )
     assert err < (1e-5 if dtype == jnp.float32 else 1e-10)
 
@@ -168,8 +190,11 @@ def test_other_dimensions(key):
         assert_equivariant(centre, key, (x,), in_kinds=("position",), out_kinds="vector")
         with pytest.raises(AssertionError):
             assert_equivariant(
-                lambda x: x * jnp.arange(1.0, d + 1.0), key, (x,),
-                in_kinds=("vector",), out_kinds="vector",
+                lambda x: x * jnp.arange(1.0, d + 1.0),
+                key,
+                (x,),
+                in_kinds=("vector",),
+                out_kinds="vector",
             )
 
 
@@ -180,11 +205,13 @@ def test_constant_shift_fails_rotations(key):
     x = _points(key)
     shift = lambda x: x + jnp.array([1.0, -2.0, 0.5])  # noqa: E731
     with pytest.raises(AssertionError, match="trial 0"):
-        assert_equivariant(shift, key, (x,), in_kinds=("position",), out_kinds="position",
-                           group="SO3")
+        assert_equivariant(
+            shift, key, (x,), in_kinds=("position",), out_kinds="position", group="SO3"
+        )
     # It does commute with translations alone (group 'none' + permutation also passes).
-    assert_equivariant(shift, key, (x,), in_kinds=("position",), out_kinds="position",
-                       group="none", permute=True)
+    assert_equivariant(
+        shift, key, (x,), in_kinds=("position",), out_kinds="position", group="none", permute=True
+    )
 
 
 @pytest.mark.parametrize(
@@ -203,15 +230,15 @@ def test_position_dependent_fails_permutation(key):
     h = jax.random.normal(key, (N, F))
     first = lambda h: jnp.broadcast_to(h[0], h.shape)  # noqa: E731
     with pytest.raises(AssertionError, match="with permutations"):
-        assert_equivariant(first, key, (h,), in_kinds=("scalar",), out_kinds="scalar",
-                           group="none", permute=True)
+        assert_equivariant(
+            first, key, (h,), in_kinds=("scalar",), out_kinds="scalar", group="none", permute=True
+        )
     # x - x[0] is E(3)-equivariant but depends on the node order.
     x = _points(key)
     rel = lambda x: x - x[0]  # noqa: E731
     assert_equivariant(rel, key, (x,), in_kinds=("position",), out_kinds="vector")
     with pytest.raises(AssertionError):
-        assert_equivariant(rel, key, (x,), in_kinds=("position",), out_kinds="vector",
-                           permute=True)
+        assert_equivariant(rel, key, (x,), in_kinds=("position",), out_kinds="vector", permute=True)
 
 
 def test_wrong_output_kind_fails(key):
@@ -221,15 +248,21 @@ def test_wrong_output_kind_fails(key):
         assert_equivariant(centre, key, (x,), in_kinds=("position",), out_kinds="position")
     # and an invariant declared as a vector fails too.
     with pytest.raises(AssertionError):
-        assert_equivariant(lambda x: jnp.sum(centre(x) ** 2, axis=0), key, (x,),
-                           in_kinds=("position",), out_kinds="graph_vector")
+        assert_equivariant(
+            lambda x: jnp.sum(centre(x) ** 2, axis=0),
+            key,
+            (x,),
+            in_kinds=("position",),
+            out_kinds="graph_vector",
+        )
 
 
 def test_non_finite_fails(key):
     x = _points(key)
     with pytest.raises(AssertionError, match="relative inf"):
-        assert_equivariant(lambda x: jnp.full_like(x, jnp.inf), key, (x,),
-                           in_kinds=("vector",), out_kinds="vector")
+        assert_equivariant(
+            lambda x: jnp.full_like(x, jnp.inf), key, (x,), in_kinds=("vector",), out_kinds="vector"
+        )
 
 
 # ------------------------------------------------------------------ dtype-aware tolerance
@@ -242,23 +275,24 @@ def _perturbed(eps):
 
 def test_tolerance_float32_vs_float64(key):
     x32 = _points(key)
-    err32 = assert_equivariant(_perturbed(1e-7), key, (x32,), in_kinds=("vector",),
-                               out_kinds="vector")
+    err32 = assert_equivariant(
+        _perturbed(1e-7), key, (x32,), in_kinds=("vector",), out_kinds="vector"
+    )
     assert err32 < 1e-5
     with pytest.raises(AssertionError, match="rtol 1.0e-05"):
-        assert_equivariant(_perturbed(1e-4), key, (x32,), in_kinds=("vector",),
-                           out_kinds="vector")
+        assert_equivariant(_perturbed(1e-4), key, (x32,), in_kinds=("vector",), out_kinds="vector")
     with jax.enable_x64(True):
         x64 = _points(key, jnp.float64)
         with pytest.raises(AssertionError, match="rtol 1.0e-10"):
-            assert_equivariant(_perturbed(1e-7), key, (x64,), in_kinds=("vector",),
-                               out_kinds="vector")
+            assert_equivariant(
+                _perturbed(1e-7), key, (x64,), in_kinds=("vector",), out_kinds="vector"
+            )
         # The measured error is of the size of the injected term (~1e-7, O(1) factor).
-        err64 = assert_equivariant(_perturbed(1e-7), key, (x64,), in_kinds=("vector",),
-                                   out_kinds="vector", rtol=1e-5)
+        err64 = assert_equivariant(
+            _perturbed(1e-7), key, (x64,), in_kinds=("vector",), out_kinds="vector", rtol=1e-5
+        )
         assert 1e-8 < err64 < 1e-6
-        assert_equivariant(_perturbed(1e-13), key, (x64,), in_kinds=("vector",),
-                           out_kinds="vector")
+        assert_equivariant(_perturbed(1e-13), key, (x64,), in_kinds=("vector",), out_kinds="vector")
 
 
 def test_atol_for_zero_outputs(key):
@@ -286,18 +320,34 @@ def triple_product(x):
 def test_reflections_distinguish_chirality(key, dtype):
     x = _points(key, dtype)
     for group in ("SO3", "SE3"):
-        assert_equivariant(cross_of_edges, key, (x,), in_kinds=("position",),
-                           out_kinds="graph_vector", group=group)
-        assert_equivariant(triple_product, key, (x,), in_kinds=("position",),
-                           out_kinds="graph_scalar", group=group)
+        assert_equivariant(
+            cross_of_edges, key, (x,), in_kinds=("position",), out_kinds="graph_vector", group=group
+        )
+        assert_equivariant(
+            triple_product, key, (x,), in_kinds=("position",), out_kinds="graph_scalar", group=group
+        )
     for group in ("O3", "E3"):
         # n_trials=1: the first O3/E3 trial is always a reflection.
         with pytest.raises(AssertionError, match="det -1"):
-            assert_equivariant(cross_of_edges, key, (x,), in_kinds=("position",),
-                               out_kinds="graph_vector", group=group, n_trials=1)
+            assert_equivariant(
+                cross_of_edges,
+                key,
+                (x,),
+                in_kinds=("position",),
+                out_kinds="graph_vector",
+                group=group,
+                n_trials=1,
+            )
         with pytest.raises(AssertionError, match="det -1"):
-            assert_equivariant(triple_product, key, (x,), in_kinds=("position",),
-                               out_kinds="graph_scalar", group=group, n_trials=1)
+            assert_equivariant(
+                triple_product,
+                key,
+                (x,),
+                in_kinds=("position",),
+                out_kinds="graph_scalar",
+                group=group,
+                n_trials=1,
+            )
 
 
 # -------------------------------------------------------------------------- validation
@@ -312,19 +362,29 @@ def test_bad_arguments(key):
     with pytest.raises(ValueError, match="`out_kinds`"):
         assert_equivariant(centre, key, (x,), in_kinds=("position",), out_kinds="vec")
     with pytest.raises(ValueError, match="`group`"):
-        assert_equivariant(centre, key, (x,), in_kinds=("position",), out_kinds="vector",
-                           group="SU2")
+        assert_equivariant(
+            centre, key, (x,), in_kinds=("position",), out_kinds="vector", group="SU2"
+        )
     with pytest.raises(ValueError, match="tests nothing"):
-        assert_equivariant(centre, key, (x,), in_kinds=("position",), out_kinds="vector",
-                           group="none")
+        assert_equivariant(
+            centre, key, (x,), in_kinds=("position",), out_kinds="vector", group="none"
+        )
     with pytest.raises(ValueError, match="needs a 'vector'"):
         assert_equivariant(jnp.tanh, key, (x,), in_kinds=("scalar",), out_kinds="scalar")
     with pytest.raises(ValueError, match="last-axis dimension"):
-        assert_equivariant(lambda a, b: a, key, (x, x[:, :2]), in_kinds=("vector", "vector"),
-                           out_kinds="vector")
+        assert_equivariant(
+            lambda a, b: a, key, (x, x[:, :2]), in_kinds=("vector", "vector"), out_kinds="vector"
+        )
     with pytest.raises(ValueError, match="share axis 0"):
-        assert_equivariant(lambda a, b: a, key, (x, x[:3]), in_kinds=("vector", "scalar"),
-                           out_kinds="vector", permute=True)
+        assert_equivariant(
+            lambda a, b: a,
+            key,
+            (x, x[:3]),
+            in_kinds=("vector", "scalar"),
+            out_kinds="vector",
+            permute=True,
+        )
     with pytest.raises(ValueError, match="tuple of 2"):
-        assert_equivariant(centre, key, (x,), in_kinds=("position",),
-                           out_kinds=("vector", "scalar"))
+        assert_equivariant(
+            centre, key, (x,), in_kinds=("position",), out_kinds=("vector", "scalar")
+        )

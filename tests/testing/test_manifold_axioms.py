@@ -13,9 +13,22 @@ from geomjax.manifolds._sphere import Sphere
 from geomjax.testing._manifold_axioms import check_manifold_axioms
 
 KEYS = {
-    "check_point", "check_tangent", "norm_inner", "exp_zero", "dist_self", "log_self", "exp_log",
-    "log_exp", "dist_exp", "dist_log", "dist_symmetry", "triangle", "transp_tangent",
-    "transp_isometry", "retr_exp", "retr_order",
+    "check_point",
+    "check_tangent",
+    "norm_inner",
+    "exp_zero",
+    "dist_self",
+    "log_self",
+    "exp_log",
+    "log_exp",
+    "dist_exp",
+    "dist_log",
+    "dist_symmetry",
+    "triangle",
+    "transp_tangent",
+    "transp_isometry",
+    "retr_exp",
+    "retr_order",
 }
 
 
@@ -132,7 +145,9 @@ def test_exp_breakage_reports_error_and_tolerance():
 
 
 def test_projection_transport_passes_without_isometry_flag():
-    errors = check_manifold_axioms(ProjectionTransport(2), jax.random.key(0), n_samples=4, transport_isometry=False)
+    errors = check_manifold_axioms(
+        ProjectionTransport(2), jax.random.key(0), n_samples=4, transport_isometry=False
+    )
     assert errors["transp_isometry"] > 1e-3  # still measured
     assert errors["transp_tangent"] < 1e-5
 

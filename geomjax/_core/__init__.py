@@ -18,6 +18,7 @@ from geomjax._core._typing import Array, ArrayLike, PRNGKey, PyTree, Scalar
 from geomjax._core._validation import (
     as_float_array,
     as_float_array_of_shape,
+    check_key,
     check_min_ndim,
     check_ndim,
     check_option,
@@ -35,6 +36,7 @@ __all__ = [
     "Solution",
     "as_float_array",
     "as_float_array_of_shape",
+    "check_key",
     "check_min_ndim",
     "check_ndim",
     "check_option",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import jax
 import jax.numpy as jnp
 
 from geomjax._core._typing import Array, ArrayLike
@@ -82,3 +83,24 @@ def check_positive(fn: str, name: str, value, *, allow_zero: bool = False) -> No
     if not ok:
         kind = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{fn}: argument `{name}` must be {kind}; got {value!r}")
+
+
+def check_key(fn: str, name: str, key) -> None:
+    """Require one PRNG key: a typed key array of shape ``()`` (``jax.random.key``), or a legacy
+    raw ``uint32`` key of shape ``(2,)`` / ``(4,)`` (``jax.random.PRNGKey``); works on tracers.
+
+    Raises:
+      TypeError: naming ``name`` for anything else (ints, floats, a batch of keys).
+    """
+    dtype = getattr(key, "dtype", None)
+    shape = getattr(key, "shape", None)
+    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape == ():
+            return
+    elif dtype == jnp.uint32 and shape is not None and len(shape) == 1 and shape[0] in (2, 4):
+        return
+    got = f"{type(key).__name__}" if dtype is None else f"dtype {dtype} and shape {shape}"
+    raise TypeError(
+        f"{fn}: argument `{name}` must be a single PRNG key (jax.random.key(seed)); got {got} "
+        "(use jax.vmap for several keys)"
+    )

@@ -24,6 +24,7 @@ from geomjax._core._validation import (
     check_option,
     check_positive,
     check_same_shape,
+    check_scalar,
     check_square,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "check_option",
     "check_positive",
     "check_same_shape",
+    "check_scalar",
     "check_square",
     "eps",
     "match_varying",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable
 
 import jax
@@ -104,3 +106,37 @@ def check_key(fn: str, name: str, key) -> None:
         f"{fn}: argument `{name}` must be a single PRNG key (jax.random.key(seed)); got {got} "
         "(use jax.vmap for several keys)"
     )
+
+
+def check_scalar(
+    fn: str, name: str, value, *, positive: bool = True, allow_inf: bool = False
+) -> None:
+    """Require a real scalar: a Python or NumPy real number, or a 0-d real array (tracers too).
+
+    A concrete value must not be NaN, must be ``> 0`` (``positive``) or ``>= 0`` (otherwise),
+    and finite unless ``allow_inf``. A traced value is only checked for its shape and dtype.
+
+    Raises:
+      TypeError: naming ``name`` for a bool, a string, a complex number or a non-real array.
+      ValueError: naming ``name`` for a non-scalar array or a concrete value out of range.
+    """
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) or hasattr(value, "dtype")):
+        raise TypeError(f"{fn}: argument `{name}` must be a real number; got {value!r}")
+    if not isinstance(value, numbers.Real):
+        dtype = value.dtype
+        if jnp.issubdtype(dtype, jnp.bool_) or not (
+            jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+        ):
+            raise TypeError(f"{fn}: argument `{name}` must be a real number; got dtype {dtype}")
+        if jnp.shape(value) != ():
+            raise ValueError(
+                f"{fn}: argument `{name}` must be a scalar; got shape {jnp.shape(value)}"
+            )
+        if isinstance(value, jax.core.Tracer):
+            return
+    v = float(value)
+    ok = (v > 0 if positive else v >= 0) and (allow_inf or math.isfinite(v))
+    if not ok:
+        kind = "positive" if positive else "non-negative"
+        kind += "" if allow_inf else " and finite"
+        raise ValueError(f"{fn}: argument `{name}` must be {kind}; got {value!r}")

@@ -72,10 +72,10 @@ The exact and Gauss-Newton variants are superlinear; the others converge linearl
 rates (log10 suboptimality per step) of about -0.007 (Fisher), -0.002 (diagonal, none) on the
 logistic problem and -0.08, -0.009, -0.02 on the softmax one. The diagonal and H = 0 variants
 need about 3100 steps on the logistic problem, which is why ``--max-steps`` defaults to 5000
-there (2000 for softmax). Runs of the approximate variants often end with status 2 ("the radius
-search exhausted max_trials") instead of reaching ``--tol``: by then ``f - f*`` is ~1e-15, where
-the acceptance test compares two values of ``f`` equal to rounding, as the solver's docstring
-says; the table reads the first iterate below ``--target``, not the stop.
+there (2000 for softmax). Runs of the approximate variants often end with status 5 ("converged to
+the rounding of f") instead of reaching ``--tol``: by then ``f - f*`` is ~1e-15, where the
+acceptance test compares two values of ``f`` equal to rounding, as the solver's docstring says;
+the table reads the first iterate below ``--target``, not the stop.
 """
 
 from __future__ import annotations

@@ -26,7 +26,12 @@ STATUS_MESSAGES = {
     2: "the radius search exhausted max_trials trials without an accepted step",
     3: "non-finite value, gradient or Hessian approximation",
     4: "the Hessian approximation is not positive semi-definite",
+    5: "converged to the rounding of f: no step can change f measurably, so tol cannot be certified",
 }
+_CONVERGED = (0, 5)
+# Rounding level of a computed value of f, in units of eps * |f|: a few operations' worth. An f
+# whose value cancels heavily (large terms summing to a small f) rounds worse than this model.
+_F_ROUNDING = 16.0
 
 
 class NormalizedNewtonHistory(NamedTuple):
@@ -63,13 +68,16 @@ class NormalizedNewtonResult(NamedTuple):
 
     Attributes:
       x: the last accepted iterate (a pytree like ``x0``); never NaN.
-      converged: bool scalar, True when ``grad_norm <= tol`` (status 0).
+      converged: bool scalar, True for status 0 (``grad_norm <= tol``) and status 5 (stationary to
+        the rounding of ``f``; ``grad_norm`` says how close to ``tol`` it got).
       n_steps: int32 scalar, accepted steps taken.
       f: :math:`f(x)` at the returned ``x``.
       grad_norm: :math:`\\|\\nabla f(x)\\|_*` at the returned ``x``.
       status: int32 scalar: 0 converged, 1 ``max_steps`` reached, 2 the radius search exhausted
         ``max_trials``, 3 non-finite value/gradient at ``x0`` or non-finite Hessian
-        approximation, 4 Hessian approximation not PSD. See :attr:`message`.
+        approximation, 4 Hessian approximation not PSD, 5 converged to the rounding of ``f`` (a
+        success: see the "Precision" paragraph of :func:`gradient_normalized_newton`). See
+        :attr:`message`.
       history: :class:`NormalizedNewtonHistory`.
       n_fun_evals: int32, evaluations of ``f`` (``1 +`` total trials).
       n_grad_evals: int32, gradient evaluations (``1 +`` total trials; value and gradient are
@@ -245,10 +253,17 @@ def gradient_normalized_newton(
     definite is rejected and :math:`\gamma` halved, which raises :math:`\lambda` until it is.
 
     Precision: the acceptance test compares two values of ``f``, so a decrease below the
-    rounding of :math:`f` (about :math:`\epsilon |f|`) cannot be certified. A ``tol`` whose
-    required decrease :math:`\|g_+\|_*^2 / (8\lambda)` falls below that level (slowly
-    converging approximations, float32) ends with status 2 at an iterate that is already
-    accurate to the rounding of ``f``.
+    rounding of :math:`f` cannot be certified. The rounding is modelled as
+    :math:`r = 16\,\epsilon \max(|f(x_k)|, |f(x_+)|)` (:math:`\epsilon` the dtype's machine
+    epsilon). A rejected trial whose first-order decrease :math:`g_k^\top (x_k - x_+)` and
+    measured change :math:`|f(x_k) - f(x_+)|` are both at most :math:`r` cannot be decided by
+    the test, and no smaller radius would change that (unless an earlier trial of the same
+    search was non-finite: then ``f`` has a domain edge nearby and the search goes on): the run stops there with status 5,
+    ``converged=True``, at :math:`x_k`, which is stationary to the precision that ``f``'s values
+    carry (typically :math:`\|g\|_*^2 \lesssim r\,L`). Which of two such rounding-level trials
+    happens to pass depends on the platform's summation order, so a ``tol`` near that level ends
+    with status 0 on one machine and status 5 on another; both are successes. An ``f`` computed
+    with heavy cancellation rounds worse than :math:`r` and may end with status 2 instead.
 
     The loops are ``jax.lax.while_loop`` s (outer steps, and trials within a step), so the whole
     run can be ``jax.jit``-ed with ``f`` and the other callables closed over; it is not
@@ -280,7 +295,7 @@ def gradient_normalized_newton(
     Returns:
       :class:`NormalizedNewtonResult` ``(x, converged, n_steps, f, grad_norm, status, history,
       n_fun_evals, n_grad_evals, n_linear_solves, n_hessian_vps, n_hessian_evals, gamma)``;
-      ``result.message`` explains ``status``. On failure (status 2-4) ``x`` is the last accepted
+      ``result.message`` explains ``status``. On failure (status 1-4) ``x`` is the last accepted
       iterate and ``converged`` is False; nothing returned is NaN.
 
     Raises:
@@ -487,6 +502,7 @@ def gradient_normalized_newton(
         return lin.dense_plan(dense_matrix(x), g, mt, clip_psd)
 
     tiny = jnp.asarray(jnp.finfo(dtype).tiny, dtype)
+    eps_f = jnp.asarray(jnp.finfo(dtype).eps, dtype)
     gamma_cap = jnp.asarray(jnp.sqrt(jnp.finfo(dtype).max), dtype)
     i32 = lambda v: jnp.asarray(v, jnp.int32)  # noqa: E731
     tol_ = jnp.asarray(tol, dtype)
@@ -524,30 +540,40 @@ def gradient_normalized_newton(
         solve, plan_finite, plan_psd = prepare(s.x, s.g)
         pre = jnp.where(~plan_finite, i32(3), jnp.where(~plan_psd & clip_psd, i32(4), i32(0)))
 
-        # trial carry: j, gamma, accepted, abort, x_new, f_new, g_new, gn_new, lam, margin, n_hvp
+        # trial carry: j, gamma, accepted, abort, x_new, f_new, g_new, gn_new, lam, margin, n_hvp,
+        # and whether a trial of this search was non-finite
         def t_cond(c):
             return (c[0] < max_trials) & ~c[2] & (c[3] == 0)
 
         def t_body(c):
-            j, gamma, _, _, x_new, f_new, g_new, gn_new, lam_a, margin_a, nh = c
+            j, gamma, _, _, x_new, f_new, g_new, gn_new, lam_a, margin_a, nh, seen_bad = c
             lam = s.gn / gamma
             step, pd, fin, used, psd_ok = solve(lam)
             xt = s.x - step
             ft, gt = value_and_grad(xt)
             gnt = lin.dual_norm(mt, gt)
-            ok_trial = (
-                jnp.isfinite(lam)
-                & (lam > 0)
-                & pd
-                & fin
-                & jnp.all(jnp.isfinite(step))
+            finite_trial = (
+                jnp.all(jnp.isfinite(step))
                 & jnp.isfinite(ft)
                 & jnp.all(jnp.isfinite(gt))
                 & jnp.isfinite(gnt)
             )
+            ok_trial = jnp.isfinite(lam) & (lam > 0) & pd & fin & finite_trial
+            seen_bad = seen_bad | ~finite_trial
             margin = (s.f - ft) - gnt * gnt / (8.0 * lam)
             accept = ok_trial & (margin >= 0)
+            # Undecidable at the rounding of f: predicted and measured changes both below it. Not
+            # after a non-finite trial: there f has a domain edge nearby, not a stationary point.
+            r = _F_ROUNDING * eps_f * jnp.maximum(jnp.abs(s.f), jnp.abs(ft))
+            undecidable = (
+                ok_trial
+                & ~accept
+                & ~seen_bad
+                & (jnp.vdot(s.g, step) <= r)
+                & (jnp.abs(s.f - ft) <= r)
+            )
             abort = jnp.where(~fin, i32(3), jnp.where((~pd | ~psd_ok) & clip_psd, i32(4), i32(0)))
+            abort = jnp.where((abort == 0) & undecidable, i32(5), abort)
             sel = lambda a, b: jnp.where(accept, a, b)  # noqa: E731
             gamma_next = jnp.where(accept | (abort != 0), gamma, jnp.maximum(gamma * 0.5, tiny))
             return (
@@ -562,11 +588,13 @@ def gradient_normalized_newton(
                 sel(lam, lam_a),
                 sel(margin, margin_a),
                 nh + used,
+                seen_bad,
             )
 
         zero = jnp.zeros((), dtype)
-        t0 = (i32(0), s.gamma, jnp.asarray(False), pre, s.x, s.f, s.g, s.gn, zero, zero, i32(0))
-        j, gamma, accepted, abort, x_new, f_new, g_new, gn_new, lam, margin, nh = (
+        no = jnp.asarray(False)
+        t0 = (i32(0), s.gamma, no, pre, s.x, s.f, s.g, s.gn, zero, zero, i32(0), no)
+        j, gamma, accepted, abort, x_new, f_new, g_new, gn_new, lam, margin, nh, _ = (
             jax.lax.while_loop(t_cond, t_body, t0)
         )
 
@@ -633,7 +661,7 @@ def gradient_normalized_newton(
     )
     return NormalizedNewtonResult(
         x=unravel(out.x),
-        converged=out.status == 0,
+        converged=(out.status == _CONVERGED[0]) | (out.status == _CONVERGED[1]),
         n_steps=out.k,
         f=out.f,
         grad_norm=out.gn,

@@ -547,8 +547,8 @@ def normalized_newton(
     option for the same reason: put an L2 term in the loss.
 
     Args:
-      curvature, gamma0, gamma_min, gamma_max, cg_steps, cg_tol, max_trials, likelihood,
-        axis_name: see :func:`scale_by_normalized_newton`.
+      curvature, gamma0, gamma_min, gamma_max, cg_steps, cg_tol, max_trials, likelihood, axis_name:
+        see :func:`scale_by_normalized_newton`.
       learning_rate: :math:`\eta > 0`, a float (default 1) or an optax schedule.
 
     Returns:

@@ -3,6 +3,7 @@
 from geomjax._core._distributed import match_varying, pmean_if, psum_if, vary_if
 from geomjax._core._numerics import (
     eps,
+    precise_matmul,
     safe_div,
     safe_norm,
     series_in_square,
@@ -49,6 +50,7 @@ __all__ = [
     "match_varying",
     "normal_like",
     "pmean_if",
+    "precise_matmul",
     "psum_if",
     "rademacher_like",
     "safe_div",

@@ -118,3 +118,14 @@ def sinhc(x: ArrayLike) -> Array:
 def stop_gradient_like(tree):
     """``jax.lax.stop_gradient`` over a pytree."""
     return jax.tree.map(jax.lax.stop_gradient, tree)
+
+
+def precise_matmul(a: ArrayLike, b: ArrayLike) -> Array:
+    """``a @ b`` at full precision of the dtype (``Precision.HIGHEST``).
+
+    On GPUs float32 matmuls default to TF32 (10-bit mantissa, relative rounding ~5e-4). Products
+    with coordinates, frames and rotations use this, so geometric maps keep float32 accuracy and
+    equivariance whatever ``jax_default_matmul_precision`` says; products on learned features
+    follow the default.
+    """
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)

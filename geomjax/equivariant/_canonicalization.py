@@ -27,9 +27,20 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, PRNGKey, as_float_array, eps, safe_div, safe_norm
+from geomjax._core import (
+    Array,
+    ArrayLike,
+    PRNGKey,
+    as_float_array,
+    check_key,
+    eps,
+    precise_matmul,
+    safe_div,
+    safe_norm,
+)
 from geomjax.equivariant._frame_averaging import (
     _apply_in_frame,
+    _check_args,
     _check_kinds,
     _check_points,
     _from_frame,
@@ -86,7 +97,8 @@ def gram_schmidt_frame(v1: ArrayLike, v2: ArrayLike, v3: ArrayLike | None = None
     :math:`16 \epsilon \|v_2\|`; ``v2`` (nearly) parallel to ``v1``, or zero) :math:`e_2` is the
     basis vector least aligned with :math:`e_1`, orthogonalized; the same rule replaces a
     degenerate ``v3`` by :math:`e_1 \times e_2`. The frame is then arbitrary and the wrapped
-    model is not equivariant at that input.
+    model is not equivariant at that input. Non-finite entries (NaN or inf) are not degenerate
+    input but invalid input: NaN in, NaN out (the whole frame is NaN).
 
     Args:
       v1: first vector, shape ``(3,)``.
@@ -129,17 +141,19 @@ def gram_schmidt_frame(v1: ArrayLike, v2: ArrayLike, v3: ArrayLike | None = None
         return (nu > floor) & (nu > rel * nv)
 
     e1 = _unit_or(vs[0], basis[0], safe_norm(vs[0]) > floor)
-    u2 = vs[1] - jnp.dot(vs[1], e1) * e1
+    u2 = vs[1] - precise_matmul(vs[1], e1) * e1
     b = basis[jnp.argmin(jnp.abs(jax.lax.stop_gradient(e1)))]
-    b = b - jnp.dot(b, e1) * e1
+    b = b - precise_matmul(b, e1) * e1
     e2 = _unit_or(u2, b / safe_norm(b), ok(u2, vs[1]))
     cross = jnp.cross(e1, e2)
     if v3 is None:
         e3 = cross
     else:
-        u3 = vs[2] - jnp.dot(vs[2], e1) * e1 - jnp.dot(vs[2], e2) * e2
+        u3 = vs[2] - precise_matmul(vs[2], e1) * e1 - precise_matmul(vs[2], e2) * e2
         e3 = _unit_or(u3, cross, ok(u3, vs[2]))
-    return jnp.stack([e1, e2, e3], axis=1)
+    # 0 for finite inputs, NaN for any non-finite entry (which the fallback would otherwise hide).
+    poison = sum(jnp.sum(v * 0) for v in vs)
+    return jnp.stack([e1, e2, e3], axis=1) + poison
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,6 +191,9 @@ def canonicalize(
       frame: :math:`R`, an orthogonal ``(d, d)`` matrix whose columns are the frame axes.
       translation: :math:`t`, shape ``(d,)``; ``None`` for no translation (vectors).
 
+    Input domain: ``frame`` is not checked to be orthogonal (a general matrix gives the finite
+    product above, which :func:`decanonicalize` does not invert); non-finite entries propagate.
+
     Returns:
       Canonical coordinates, shape ``(..., d)``; :func:`decanonicalize` inverts it.
 
@@ -211,6 +228,8 @@ def decanonicalize(
       points: canonical coordinates, shape ``(..., d)``.
       frame: :math:`R`, shape ``(d, d)``.
       translation: :math:`t`, shape ``(d,)``; ``None`` for vectors.
+
+    Input domain: as :func:`canonicalize` (orthogonality of ``frame`` is not checked).
 
     Returns:
       Shape ``(..., d)``.
@@ -275,6 +294,9 @@ def init_canonicalizer(
       ((16, 8), (16, 2))
     """
     fn = "init_canonicalizer"
+    check_key(fn, "key", key)
+    if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+        raise TypeError(f"{fn}: argument `dtype` must be a real floating dtype; got {dtype}")
     f_in = _check_count(fn, "in_features", in_features, 0)
     h = _check_count(fn, "hidden", hidden)
     nv = _check_count(fn, "num_vectors", num_vectors, 2)
@@ -288,6 +310,53 @@ def init_canonicalizer(
         "phi": [first, _dense(k[1], h, h, dtype)],
         "psi": [_dense(k[2], 2 * h, 2 * h, dtype), _dense(k[3], 2 * h, nv, dtype)],
     }
+
+
+def _check_canonicalizer_params(fn: str, params) -> tuple[int, int]:
+    """Structure and shapes of :func:`init_canonicalizer`'s output; returns ``(num_rbf, F)``.
+
+    Errors name ``params``."""
+    try:
+        first, second = params["phi"]
+        psi0, psi1 = params["psi"]
+        leaves = {
+            "phi[0].w_rbf": first["w_rbf"],
+            "phi[0].w_h": first["w_h"],
+            "phi[0].b": first["b"],
+            "phi[1].w": second["w"],
+            "phi[1].b": second["b"],
+            "psi[0].w": psi0["w"],
+            "psi[0].b": psi0["b"],
+            "psi[1].w": psi1["w"],
+            "psi[1].b": psi1["b"],
+        }
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ValueError(
+            f"{fn}: argument `params` must be a dict from init_canonicalizer (phi: 2 layers, "
+            f"psi: 2 layers); missing or malformed entry {exc!r}"
+        ) from None
+    shapes = {k: jnp.shape(as_float_array(fn, "params", v)) for k, v in leaves.items()}
+    n_rbf = shapes["phi[0].w_rbf"][0] if len(shapes["phi[0].w_rbf"]) == 2 else -1
+    h = shapes["phi[0].b"][0] if len(shapes["phi[0].b"]) == 1 else -1
+    f_in = shapes["phi[0].w_h"][0] if len(shapes["phi[0].w_h"]) == 2 else -1
+    nv = shapes["psi[1].b"][0] if len(shapes["psi[1].b"]) == 1 else -1
+    expected = {
+        "phi[0].w_rbf": (n_rbf, h),
+        "phi[0].w_h": (f_in, h),
+        "phi[0].b": (h,),
+        "phi[1].w": (h, h),
+        "phi[1].b": (h,),
+        "psi[0].w": (2 * h, 2 * h),
+        "psi[0].b": (2 * h,),
+        "psi[1].w": (2 * h, nv),
+        "psi[1].b": (nv,),
+    }
+    if min(n_rbf, h, f_in, nv) < 0 or n_rbf < 2 or nv not in (2, 3) or shapes != expected:
+        raise ValueError(
+            f"{fn}: argument `params` has inconsistent shapes (expected those of "
+            f"init_canonicalizer: {expected}); got {shapes}"
+        )
+    return n_rbf, f_in
 
 
 def _layer(p, x, act=True):
@@ -351,8 +420,8 @@ def canonicalizer_vectors(
     x, node_mask = _check_points(fn, x, node_mask)
     if x.shape[1] != 3:
         raise ValueError(f"{fn}: argument `x` must have shape (N, 3); got shape {x.shape}")
+    n_rbf, f_in = _check_canonicalizer_params(fn, params)
     first = params["phi"][0]
-    n_rbf, f_in = jnp.shape(first["w_rbf"])[0], jnp.shape(first["w_h"])[0]
     if h is None:
         if f_in != 0:
             raise ValueError(f"{fn}: `params` expect node features `h` of shape (N, {f_in})")
@@ -365,7 +434,7 @@ def canonicalizer_vectors(
             )
     weights = jnp.ones((x.shape[0],), x.dtype) if node_mask is None else node_mask.astype(x.dtype)
     count = jnp.sum(weights)
-    t = safe_div(weights @ x, count)
+    t = safe_div(precise_matmul(weights, x), count)
     r = (x - t) * weights[:, None]
     radius = safe_norm(r, axis=-1)
     scale = safe_norm(jnp.sqrt(safe_div(jnp.ones((), x.dtype), count)) * radius)
@@ -382,7 +451,7 @@ def canonicalizer_vectors(
     # Centring the weights leaves the vectors unchanged (sum_i r_i = 0) but removes the
     # cancelling constant part, which would dominate the float rounding.
     w = (w - safe_div(weights @ w, count)) * weights[:, None]
-    vectors = safe_div(w.T @ r, count)
+    vectors = safe_div(precise_matmul(w.T, r), count)
     return vectors, t
 
 
@@ -503,16 +572,22 @@ def canonicalized_apply(
     output = _check_kinds(fn, "output", output, None)
     kinds = _normalize_args(fn, args, arg_kinds)
     x, node_mask = _check_points(fn, x, node_mask)
+    d = x.shape[1]
+    _check_args(fn, args, kinds, d)
     frame = canonicalizer(x) if node_mask is None else canonicalizer(x, node_mask=node_mask)
     if not isinstance(frame, (tuple, list)) or len(frame) != 2:
         raise TypeError(f"{fn}: `canonicalizer` must return a pair (rotation, translation)")
     rot, t = frame
-    d = x.shape[1]
     if jnp.shape(rot) != (d, d) or jnp.shape(t) != (d,):
         raise ValueError(
             f"{fn}: `canonicalizer` must return rotation ({d}, {d}) and translation ({d},); "
             f"got {jnp.shape(rot)} and {jnp.shape(t)}"
         )
-    rot, t = jnp.asarray(rot).astype(x.dtype), jnp.asarray(t).astype(x.dtype)
-    out = _apply_in_frame(fn, backbone, x, args, rot, t, output, kinds, node_mask)
+    rot, t = jnp.asarray(rot), jnp.asarray(t)
+    if not (jnp.issubdtype(rot.dtype, jnp.floating) and jnp.issubdtype(t.dtype, jnp.floating)):
+        raise TypeError(
+            f"{fn}: `canonicalizer` must return real floating arrays; got {rot.dtype} and {t.dtype}"
+        )
+    rot, t = rot.astype(x.dtype), t.astype(x.dtype)
+    out = _apply_in_frame(fn, backbone, x, args, rot, t, output, kinds, node_mask, "backbone")
     return (out, (rot, t)) if return_frame else out

@@ -43,6 +43,7 @@ derivative exists).
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -50,7 +51,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from geomjax._core import Array, ArrayLike, PRNGKey, as_float_array, check_option, eps, safe_div
+from geomjax._core import (
+    Array,
+    ArrayLike,
+    PRNGKey,
+    as_float_array,
+    check_key,
+    check_option,
+    eps,
+    precise_matmul,
+    safe_div,
+)
 from geomjax.equivariant._graph import check_node_mask
 
 __all__ = ["FrameInfo", "frame_average", "pca_frames"]
@@ -66,8 +77,8 @@ class FrameInfo(NamedTuple):
       eigenvalues: covariance eigenvalues in decreasing order, shape ``(d,)``.
       gap: smallest relative gap ``min_i (lambda_i - lambda_{i+1}) / lambda_1`` (scalar; ``0``
         when the covariance is zero, ``1`` in 1-D).
-      degenerate: boolean scalar, ``gap <= gap_tol``: the frame is (nearly) ill-defined and the
-        result is not guaranteed equivariant.
+      degenerate: boolean scalar, ``gap <= gap_tol`` (or the gap is NaN, from non-finite
+        points): the frame is (nearly) ill-defined and the result is not guaranteed equivariant.
     """
 
     eigenvalues: Array
@@ -89,12 +100,12 @@ def _eigh(c: Array) -> tuple[Array, Array]:
 def _eigh_jvp(primals, tangents):
     (c,), (dc,) = primals, tangents
     w, v = _eigh(c)
-    e = v.T @ (0.5 * (dc + dc.T)) @ v
+    e = precise_matmul(precise_matmul(v.T, 0.5 * (dc + dc.T)), v)
     gap = w[None, :] - w[:, None]  # gap[i, j] = w_j - w_i
     tol = 16 * eps(c.dtype) * jnp.max(jnp.abs(w)) + jnp.finfo(c.dtype).tiny
     coupled = jnp.abs(gap) > tol
     inv_gap = jnp.where(coupled, 1.0 / jnp.where(coupled, gap, 1.0), 0.0)
-    return (w, v), (jnp.diagonal(e), v @ (inv_gap * e))
+    return (w, v), (jnp.diagonal(e), precise_matmul(v, inv_gap * e))
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,6 +120,29 @@ def _check_points(fn: str, x: ArrayLike, node_mask: ArrayLike | None) -> tuple[A
             f"(vmap for batches); got shape {x.shape}"
         )
     return x, check_node_mask(fn, node_mask, x.shape[0])
+
+
+def _check_gap_tol(fn: str, gap_tol) -> None:
+    if gap_tol is None:
+        return
+    if isinstance(gap_tol, bool) or not isinstance(gap_tol, numbers.Real):
+        raise TypeError(f"{fn}: argument `gap_tol` must be a real number or None; got {gap_tol!r}")
+    if not gap_tol >= 0:
+        raise ValueError(f"{fn}: argument `gap_tol` must be a non-negative float; got {gap_tol!r}")
+
+
+def _check_args(fn: str, args: tuple, kinds: tuple[str, ...], d: int) -> None:
+    """Arguments canonicalized as vectors or positions: real floating leaves with last axis ``d``."""
+    for i, (a, k) in enumerate(zip(args, kinds)):
+        if k == "invariant":
+            continue
+        for leaf in jax.tree.leaves(a):
+            leaf = as_float_array(fn, "args", leaf)
+            if leaf.ndim < 1 or leaf.shape[-1] != d:
+                raise ValueError(
+                    f"{fn}: argument `args`: entry {i} ({k!r}) must have a last axis of size "
+                    f"d = {d}; got shape {leaf.shape}"
+                )
 
 
 def _check_kinds(fn: str, name: str, kinds, n: int | None) -> tuple[str, ...] | str:
@@ -133,7 +167,7 @@ def _to_frame(y: Array, rot: Array, t: Array | None, kind: str, node_mask: Array
     y = jnp.asarray(y)
     if kind == "position" and t is not None:
         y = y - t.astype(y.dtype)
-    y = y @ rot.astype(y.dtype)
+    y = precise_matmul(y, rot.astype(y.dtype))
     if node_mask is not None and y.ndim >= 2 and y.shape[0] == node_mask.shape[0]:
         y = jnp.where(node_mask.reshape((-1,) + (1,) * (y.ndim - 1)), y, jnp.zeros_like(y))
     return y
@@ -149,7 +183,7 @@ def _from_frame(y: Array, rot: Array, t: Array | None, kind: str) -> Array:
             f"a {kind!r} output must have a last axis of size d = {rot.shape[0]}; "
             f"got shape {y.shape}"
         )
-    y = y @ rot.T.astype(y.dtype)
+    y = precise_matmul(y, rot.T.astype(y.dtype))
     if kind == "position" and t is not None:
         y = y + t.astype(y.dtype)
     return y
@@ -165,6 +199,7 @@ def _apply_in_frame(
     output,
     arg_kinds: tuple[str, ...],
     node_mask: Array | None,
+    f_name: str = "f",
 ):
     """``g . f(g^{-1} . (x, args))`` for the frame element ``g = (rot, t)``."""
     xc = _to_frame(x, rot, t, "position", node_mask)
@@ -174,23 +209,25 @@ def _apply_in_frame(
     )
     y = f(xc, *cargs)
     if isinstance(output, str):
-        return jax.tree.map(lambda leaf: _map_back(fn, leaf, rot, t, output), y)
+        return jax.tree.map(lambda leaf: _map_back(fn, f_name, leaf, rot, t, output), y)
     if not isinstance(y, (tuple, list)) or len(y) != len(output):
         raise ValueError(
-            f"{fn}: `f` must return a tuple of {len(output)} outputs to match `output`; "
+            f"{fn}: `{f_name}` must return a tuple of {len(output)} outputs to match `output`; "
             f"got {type(y).__name__}"
         )
     return type(y)(
-        jax.tree.map(lambda leaf, k=k: _map_back(fn, leaf, rot, t, k), part)
+        jax.tree.map(lambda leaf, k=k: _map_back(fn, f_name, leaf, rot, t, k), part)
         for part, k in zip(y, output)
     )
 
 
-def _map_back(fn: str, y, rot, t, kind):
+def _map_back(fn: str, f_name: str, y, rot, t, kind):
     try:
         return _from_frame(y, rot, t, kind)
     except ValueError as err:
-        raise ValueError(f"{fn}: {err}") from None
+        raise ValueError(
+            f"{fn}: the output of `{f_name}` (kind given by `output`): {err}"
+        ) from None
 
 
 def _normalize_args(fn: str, args: tuple, arg_kinds) -> tuple[str, ...]:
@@ -222,9 +259,9 @@ def _pca(x: Array, node_mask: Array | None, gap_tol: float | None):
     else:
         weights = node_mask.astype(x.dtype)
     count = jnp.sum(weights)
-    centroid = safe_div(weights @ x, count)
+    centroid = safe_div(precise_matmul(weights, x), count)
     xc = (x - centroid) * weights[:, None]
-    cov = safe_div(xc.T @ xc, count)
+    cov = safe_div(precise_matmul(xc.T, xc), count)
     w, v = _eigh(0.5 * (cov + cov.T))
     w, v = w[::-1], v[:, ::-1]
     top = jnp.max(jnp.abs(w))
@@ -233,7 +270,7 @@ def _pca(x: Array, node_mask: Array | None, gap_tol: float | None):
     else:
         gap = safe_div(jnp.min(w[:-1] - w[1:]), top)
     tol = float(np.sqrt(eps(x.dtype))) if gap_tol is None else float(gap_tol)
-    info = FrameInfo(jax.lax.stop_gradient(w), jax.lax.stop_gradient(gap), gap <= tol)
+    info = FrameInfo(jax.lax.stop_gradient(w), jax.lax.stop_gradient(gap), ~(gap > tol))
     return centroid, v, info
 
 
@@ -261,7 +298,8 @@ def pca_frames(
     sign ``eigh`` returns). The translation is :math:`t` for E3 / SE3 and zero for O3 / SO3.
     The frame is equivariant, :math:`\mathcal{F}(X R^\top + u) = R\, \mathcal{F}(X) + u`, when the
     eigenvalues are distinct; see the module docstring for repeated eigenvalues. Works for any
-    dimension ``d`` (the group names say 3).
+    dimension ``d`` (the group names say 3). Non-finite points: NaN in, NaN out (the rotations
+    are NaN and ``FrameInfo.degenerate`` is True).
 
     Args:
       x: point cloud, shape ``(N, d)`` (vmap for batches).
@@ -296,8 +334,7 @@ def pca_frames(
     fn = "pca_frames"
     check_option(fn, "group", group, _GROUPS)
     x, node_mask = _check_points(fn, x, node_mask)
-    if gap_tol is not None and not float(gap_tol) >= 0:
-        raise ValueError(f"{fn}: argument `gap_tol` must be a non-negative float; got {gap_tol!r}")
+    _check_gap_tol(fn, gap_tol)
     return _pca_frames(x, group, node_mask, return_info, gap_tol)
 
 
@@ -356,7 +393,8 @@ def frame_average(
 
     ``stochastic=True`` evaluates ``f`` at one frame element drawn uniformly with ``key``
     (an unbiased estimate of the average, equivariant in distribution; Puny et al.,
-    Section 3.1), at ``1/K`` of the cost.
+    Section 3.1), at ``1/K`` of the cost. Non-finite points: NaN in, NaN out, flagged by
+    ``FrameInfo.degenerate`` (see :func:`pca_frames`).
 
     Args:
       f: function ``f(x_canonical (N, d), *args)`` returning an array, a pytree, or (with a
@@ -410,10 +448,12 @@ def frame_average(
     output = _check_kinds(fn, "output", output, None)
     kinds = _normalize_args(fn, args, arg_kinds)
     x, node_mask = _check_points(fn, x, node_mask)
+    _check_args(fn, args, kinds, x.shape[1])
     if stochastic and key is None:
         raise ValueError(f"{fn}: argument `key` is required with `stochastic=True`")
-    if gap_tol is not None and not float(gap_tol) >= 0:
-        raise ValueError(f"{fn}: argument `gap_tol` must be a non-negative float; got {gap_tol!r}")
+    if stochastic:
+        check_key(fn, "key", key)
+    _check_gap_tol(fn, gap_tol)
     rotations, translation, info = _pca_frames(x, group, node_mask, True, gap_tol)
     if not frame_grad:
         rotations = jax.lax.stop_gradient(rotations)

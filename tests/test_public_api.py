@@ -28,6 +28,8 @@ PUBLIC = {
         "check_grads_finite",
         "check_manifold_axioms",
         "default_tolerance",
+        "matmul_eps",
+        "rounding_tolerance",
         "assert_equivariant",
         "random_orthogonal",
         "random_rotation",

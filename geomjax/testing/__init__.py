@@ -15,6 +15,8 @@ from geomjax.testing._manifold_axioms import (
 from geomjax.testing._tolerances import (
     assert_allclose_dtype,
     default_tolerance,
+    matmul_eps,
+    rounding_tolerance,
 )
 
 __all__ = [
@@ -23,7 +25,9 @@ __all__ = [
     "check_grads_finite",
     "check_manifold_axioms",
     "default_tolerance",
+    "matmul_eps",
     "random_orthogonal",
     "random_permutation",
     "random_rotation",
+    "rounding_tolerance",
 ]

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from geomjax._core import Array, PRNGKey
-from geomjax.testing._tolerances import default_tolerance
+from geomjax.testing._tolerances import matmul_eps, rounding_tolerance
 
 _IN_KINDS = (
     "scalar",
@@ -34,6 +34,10 @@ _GROUPS = ("SO3", "O3", "SE3", "E3", "none")
 _NODE_KINDS = ("scalar", "vector", "position", "node_mask")
 # Kinds whose last axis is a spatial dimension that rotations act on.
 _ROTATING = ("vector", "position", "graph_vector")
+# Condition-number budget of a well-conditioned network in the default tolerance (see
+# ``assert_equivariant``): relative input perturbations and per-layer roundings are amplified
+# at most 16-fold on their way to the output.
+_NETWORK_COND = 16.0
 
 
 def random_orthogonal(
@@ -159,8 +163,8 @@ def _transform(value, kind: str, rot, trans, perm, inv_perm):
             return jnp.where(inside, mapped, a)
         if perm is not None and kind in _NODE_KINDS:
             a = a[perm]
-        if rot is not None and kind in _ROTATING:
-            a = a @ rot.T.astype(a.dtype)
+        if rot is not None and kind in _ROTATING:  # full precision: no TF32 in the check itself
+            a = jnp.matmul(a, rot.T.astype(a.dtype), precision=jax.lax.Precision.HIGHEST)
         if trans is not None and kind == "position":
             a = a + trans.astype(a.dtype)
         return a
@@ -198,6 +202,18 @@ def _geometry_of_args(args, in_kinds):
         dtype = jnp.float32
     scale = float(np.sqrt(sq / count)) if count and sq > 0 else 1.0
     return dim, dtype, scale
+
+
+def _input_size(args, in_kinds) -> int:
+    """Number of float entries in the non-``static`` arguments (what flows into ``f``)."""
+    size = 0
+    for a, kind in zip(args, in_kinds):
+        if kind == "static":
+            continue
+        for leaf in _leaves(a):
+            if jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
+                size += int(np.size(leaf))
+    return max(size, 1)
 
 
 def _num_nodes(args, in_kinds) -> int:
@@ -256,6 +272,8 @@ def assert_equivariant(
     n_trials: int = 3,
     rtol: float | None = None,
     atol: float | None = None,
+    cond: float = _NETWORK_COND,
+    matmul_precision: str | None = "highest",
 ) -> float:
     r"""Check :math:`f(g \cdot \text{args}) = g \cdot f(\text{args})` for random group elements.
 
@@ -284,6 +302,26 @@ def assert_equivariant(
     \|g\cdot f(a)\| + \text{atol}` (Frobenius norms in float64, per output leaf); integer
     outputs must match exactly; NaN or inf always fails.
 
+    The default ``rtol`` is a round-off bound, ``rounding_tolerance`` of the output's dtype:
+
+    .. math::
+
+        \text{rtol} = 4\, \varepsilon\, \sqrt{n}\, \kappa,
+
+    with :math:`\varepsilon` the epsilon of the matrix products at ``matmul_precision``
+    (``matmul_eps``; :math:`2^{-23}` in float32, :math:`2^{-52}` in float64), :math:`n` the
+    number of float entries in the non-``"static"`` arguments and :math:`\kappa` = ``cond``.
+    Both evaluations of ``f`` round differently (the transformed inputs are rounded, and sums
+    over nodes or flattened coordinates run in another order), so each differs from the exact
+    value by its forward error: a first layer or node sum over :math:`n` inputs accumulates
+    :math:`\sqrt{n}` roundings (random-rounding model), which later layers amplify by the
+    network's condition number. ``cond = 16`` is the budget of a *well-conditioned* network,
+    e.g. hidden widths up to 256 (:math:`\sqrt{256}` roundings per hidden dot product) or four
+    layers each amplifying relative errors at most twofold; ``4`` is the safety factor. For
+    :math:`n = 18` float32 inputs this is :math:`3.2 \cdot 10^{-5}`; a broken equivariance
+    shows as an :math:`O(1)` relative error. Pass a larger ``cond`` (with its reason) for
+    ill-conditioned functions, e.g. frames from nearly parallel vectors.
+
     Args:
       f: function ``f(*args)`` returning one output (pytree) or a tuple of outputs.
       key: PRNG key for the group elements.
@@ -296,9 +334,13 @@ def assert_equivariant(
         ``"E3"`` (plus translations) or ``"none"`` (permutations only).
       permute: also permute the nodes.
       n_trials: number of random group elements.
-      rtol: relative tolerance; default ``default_tolerance(dtype)`` of each output (1e-5 in
-        float32, 1e-10 in float64).
+      rtol: relative tolerance; default the round-off bound above, per output leaf's dtype.
       atol: absolute tolerance, for outputs that are (close to) zero; default 0.
+      cond: condition-number budget of ``f`` in the default ``rtol``, ``>= 1``.
+      matmul_precision: ``jax.default_matmul_precision`` under which ``f`` runs
+        (``"highest"``: float32 products in float32 on every backend, so the check does not
+        measure TF32 or bfloat16 round-off on GPUs and TPUs); ``None`` keeps the caller's
+        setting, and the default ``rtol`` then uses that precision's epsilon.
 
     Returns:
       The largest relative error :math:`\|f(g\cdot a) - g\cdot f(a)\| / \|g\cdot f(a)\|`
@@ -343,6 +385,16 @@ def assert_equivariant(
         raise ValueError(f"{fn}: argument `group` must be one of {_GROUPS}; got {group!r}")
     if not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
         raise ValueError(f"{fn}: argument `n_trials` must be a positive int; got {n_trials!r}")
+    if isinstance(cond, bool) or not isinstance(cond, (int, float, np.floating)) or not cond >= 1:
+        raise ValueError(f"{fn}: argument `cond` must be a real number >= 1; got {cond!r}")
+    if matmul_precision is not None:
+        try:
+            matmul_eps(jnp.float32, matmul_precision)
+        except ValueError as err:
+            raise ValueError(
+                f"{fn}: argument `matmul_precision` must be None or a precision accepted by "
+                f"jax.default_matmul_precision; got {matmul_precision!r}"
+            ) from err
     dim, rot_dtype, scale = _geometry_of_args(args, in_kinds)
     if group != "none" and dim is None:
         raise ValueError(
@@ -351,6 +403,19 @@ def assert_equivariant(
     if group == "none" and not permute:
         raise ValueError(f"{fn}: group 'none' with `permute=False` tests nothing")
     n_nodes = _num_nodes(args, in_kinds) if permute else None
+    n_inputs = _input_size(args, in_kinds)
+
+    def default_rtol(dt) -> float:
+        if not jnp.issubdtype(dt, jnp.floating):
+            return 0.0
+        unit = matmul_eps(dt, matmul_precision)
+        return rounding_tolerance(dt, n_ops=n_inputs, cond=cond, eps=unit)
+
+    def call(*a):
+        if matmul_precision is None:
+            return f(*a)
+        with jax.default_matmul_precision(matmul_precision):
+            return f(*a)
 
     def outputs_of(result):
         if single:
@@ -362,7 +427,7 @@ def assert_equivariant(
             )
         return tuple(result)
 
-    base = outputs_of(f(*args))
+    base = outputs_of(call(*args))
     worst = 0.0
     for trial, k in enumerate(jax.random.split(key, n_trials)):
         k_rot, k_trans, k_perm = jax.random.split(k, 3)
@@ -380,7 +445,7 @@ def assert_equivariant(
         g_args = tuple(
             _transform(a, kind, rot, trans, perm, inv_perm) for a, kind in zip(args, in_kinds)
         )
-        got = outputs_of(f(*g_args))
+        got = outputs_of(call(*g_args))
         for j, (out, want_base, kind) in enumerate(zip(got, base, out_kinds_t)):
             want = _transform(want_base, kind, rot, trans, perm, inv_perm)
             got_leaves, want_leaves = jax.tree.leaves(out), jax.tree.leaves(want)
@@ -388,11 +453,7 @@ def assert_equivariant(
                 raise AssertionError(f"{fn}: output {j} changed its pytree structure")
             for a, b in zip(got_leaves, want_leaves):
                 dt = jnp.asarray(b).dtype
-                r = (
-                    rtol
-                    if rtol is not None
-                    else (default_tolerance(dt) if jnp.issubdtype(dt, jnp.floating) else 0.0)
-                )
+                r = rtol if rtol is not None else default_rtol(dt)
                 at = 0.0 if atol is None else atol
                 diff, rel, ok = _compare(a, b, r, at)
                 worst = max(worst, rel)

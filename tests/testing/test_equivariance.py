@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from geomjax.testing import rounding_tolerance
 from geomjax.testing._equivariance import (
     assert_equivariant,
     random_orthogonal,
@@ -41,6 +42,7 @@ def test_random_orthogonal_is_haar(key, reflections):
         )
         qs = np.asarray(qs)
     eye = np.broadcast_to(np.eye(3), qs.shape)
+    # float64 Householder QR of 3x3: orthogonal to a few eps64; 1e-12 = 4500 eps64
     np.testing.assert_allclose(np.einsum("bji,bjk->bik", qs, qs), eye, atol=1e-12)
     dets = np.linalg.det(qs)
     np.testing.assert_allclose(np.abs(dets), 1.0, atol=1e-12)
@@ -62,7 +64,8 @@ def test_random_orthogonal_is_haar(key, reflections):
 def test_random_rotation_and_dtype(key):
     r = random_rotation(key, 4)
     assert r.dtype == jnp.float32 and r.shape == (4, 4)
-    assert float(jnp.linalg.det(r)) == pytest.approx(1.0, abs=1e-5)
+    det_tol = rounding_tolerance(jnp.float32, n_ops=16, growth="linear")  # LU det of 4x4
+    assert float(jnp.linalg.det(r)) == pytest.approx(1.0, abs=det_tol)
     assert random_orthogonal(key, 1, reflections=False).tolist() == [[1.0]]
     with pytest.raises(ValueError, match="`d`"):
         random_orthogonal(key, 0)
@@ -122,7 +125,7 @@ def test_centre_passes(key, dtype, permute):
         out_kinds="vector",
         permute=permute,
     )
-    assert err < (1e-5 if dtype == jnp.float32 else 1e-12)
+    assert err < rounding_tolerance(dtype, n_ops=N)  # a mean of N points: sqrt(N) roundings
 
 
 def test_edge_distances_invariant_under_permutation(key, dtype):
@@ -137,7 +140,7 @@ def test_edge_distances_invariant_under_permutation(key, dtype):
         out_kinds="edge",
         permute=True,
     )
-    assert err < (1e-5 if dtype == jnp.float32 else 1e-12)
+    assert err < rounding_tolerance(dtype, n_ops=3)  # a 3-term norm, no amplification
     # Declaring the indices static (not remapped) must break it.
     with pytest.raises(AssertionError, match="kind 'edge'"):
         assert_equivariant(
@@ -181,7 +184,7 @@ def test_message_passing_equivariant(key, dtype):
         group="E3",
         permute=True,
     )
-    assert err < (1e-5 if dtype == jnp.float32 else 1e-10)
+    assert err < rounding_tolerance(dtype, n_ops=N)  # segment sums of <= N messages
 
 
 def test_other_dimensions(key):
@@ -273,26 +276,76 @@ def _perturbed(eps):
     return lambda x: x + eps * x[:, ::-1]
 
 
+def _default_rtol(dtype, n_inputs, cond=16.0):
+    """The documented default of assert_equivariant: 4 eps sqrt(n) cond (full-precision products)."""
+    return rounding_tolerance(dtype, n_ops=n_inputs, cond=cond)
+
+
 def test_tolerance_float32_vs_float64(key):
-    x32 = _points(key)
+    x32 = _points(key)  # 18 float inputs: default rtol 4 eps32 sqrt(18) 16 = 3.2e-5
+    rtol32 = _default_rtol(jnp.float32, N * 3)
+    assert 3.2e-5 < rtol32 < 3.3e-5
     err32 = assert_equivariant(
         _perturbed(1e-7), key, (x32,), in_kinds=("vector",), out_kinds="vector"
     )
-    assert err32 < 1e-5
-    with pytest.raises(AssertionError, match="rtol 1.0e-05"):
+    assert err32 < rtol32
+    with pytest.raises(AssertionError, match=f"rtol {rtol32:.1e}"):
         assert_equivariant(_perturbed(1e-4), key, (x32,), in_kinds=("vector",), out_kinds="vector")
     with jax.enable_x64(True):
         x64 = _points(key, jnp.float64)
-        with pytest.raises(AssertionError, match="rtol 1.0e-10"):
+        rtol64 = _default_rtol(jnp.float64, N * 3)  # 6.0e-14
+        with pytest.raises(AssertionError, match=f"rtol {rtol64:.1e}"):
             assert_equivariant(
-                _perturbed(1e-7), key, (x64,), in_kinds=("vector",), out_kinds="vector"
+                _perturbed(1e-12), key, (x64,), in_kinds=("vector",), out_kinds="vector"
             )
         # The measured error is of the size of the injected term (~1e-7, O(1) factor).
         err64 = assert_equivariant(
             _perturbed(1e-7), key, (x64,), in_kinds=("vector",), out_kinds="vector", rtol=1e-5
         )
         assert 1e-8 < err64 < 1e-6
-        assert_equivariant(_perturbed(1e-13), key, (x64,), in_kinds=("vector",), out_kinds="vector")
+        assert_equivariant(_perturbed(1e-15), key, (x64,), in_kinds=("vector",), out_kinds="vector")
+
+
+def test_default_tolerance_grows_with_inputs_and_cond(key):
+    """sqrt(n) over the non-static float inputs, times `cond`; static arguments do not count."""
+    x = _points(key, n=24)  # 72 inputs
+    params = jnp.ones(1000)
+    f = lambda x, p: x + 1e-4 * x[:, ::-1]  # noqa: E731  relative violation ~1e-4
+    rtol = _default_rtol(jnp.float32, 72)
+    with pytest.raises(AssertionError, match=f"rtol {rtol:.1e}"):
+        assert_equivariant(f, key, (x, params), in_kinds=("vector", "static"), out_kinds="vector")
+    # an explicit condition-number budget of 64 (4 x the default) admits it
+    assert_equivariant(
+        f, key, (x, params), in_kinds=("vector", "static"), out_kinds="vector", cond=64.0
+    )
+    with pytest.raises(ValueError, match="`cond`"):
+        assert_equivariant(
+            f, key, (x, params), in_kinds=("vector", "static"), out_kinds="vector", cond=0.5
+        )
+
+
+def test_matmul_precision(key):
+    """f runs under `matmul_precision`; the default rtol uses that precision's epsilon."""
+    x = _points(key)
+    seen = []
+
+    def f(x):
+        seen.append(jax.config.jax_default_matmul_precision)
+        return x + 1e-4 * x[:, ::-1]
+
+    with pytest.raises(AssertionError):
+        assert_equivariant(f, key, (x,), in_kinds=("vector",), out_kinds="vector")
+    assert set(seen) == {"highest"}
+    # at TF32 the budget is 4 * 2^-10 * sqrt(18) * 16 = 0.27: a 1e-4 violation is round-off there
+    with jax.default_matmul_precision("tensorfloat32"):
+        assert_equivariant(
+            f, key, (x,), in_kinds=("vector",), out_kinds="vector", matmul_precision=None
+        )
+    assert seen[-1] == "tensorfloat32"
+    with pytest.raises(ValueError, match="`matmul_precision`"):
+        assert_equivariant(
+            f, key, (x,), in_kinds=("vector",), out_kinds="vector", matmul_precision="quad"
+        )
 
 
 def test_atol_for_zero_outputs(key):

@@ -237,7 +237,9 @@ def scale_by_adahessian(
       * ``loss_fn``: scalar ``loss_fn(params, *batch_args)``.
       * ``key``: PRNG key, required. ``fold_in(key, count)`` is split into ``n_samples`` probe
         keys, each split once per leaf, so no two leaves, probes or steps share a probe even if
-        the same ``key`` is passed every step.
+        the same ``key`` is passed every step. To checkpoint a loop that carries a typed key
+        (``jax.random.key``), save ``jax.random.key_data(key)`` (checkpointers such as orbax
+        write plain arrays only) and restore with ``jax.random.wrap_key_data``.
       * ``batch_args``: tuple of further positional arguments of ``loss_fn`` (the batch).
 
       Other keyword arguments are ignored (optax's extra-args convention).

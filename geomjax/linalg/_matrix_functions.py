@@ -9,6 +9,7 @@ input; ``expm`` any symmetric input.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 
 import jax.numpy as jnp
@@ -71,7 +72,9 @@ def sqrtm(x: ArrayLike) -> Array:
       x: SPD matrices, shape ``(..., n, n)``.
 
     Returns:
-      ``X^{1/2}``, shape ``(..., n, n)``.
+      ``X^{1/2}``, shape ``(..., n, n)``. Input domain (not checked): a matrix with a negative
+      eigenvalue or a NaN/inf entry gives a matrix with no finite entry (all NaN); so may a
+      singular positive semi-definite one, whose zero eigenvalues are computed with either sign.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -86,6 +89,9 @@ def sqrtm(x: ArrayLike) -> Array:
 def invsqrtm(x: ArrayLike) -> Array:
     """Inverse principal square root ``X^{-1/2}`` of SPD matrices, shape ``(..., n, n)``.
 
+    Input domain (not checked): a singular matrix, one with a negative eigenvalue, or one with a
+    NaN/inf entry gives a matrix with no finite entry (NaN or inf).
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.linalg import invsqrtm
@@ -98,6 +104,9 @@ def invsqrtm(x: ArrayLike) -> Array:
 
 def logm(x: ArrayLike) -> Array:
     """Principal logarithm of SPD matrices, ``U diag(log lam) U^T``, shape ``(..., n, n)``.
+
+    Input domain (not checked): a singular matrix, one with a negative eigenvalue, or one with a
+    NaN/inf entry gives a matrix with no finite entry (NaN or -inf).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -113,6 +122,8 @@ def expm(x: ArrayLike) -> Array:
     """Exponential of symmetric matrices, ``U diag(exp lam) U^T``, shape ``(..., n, n)``.
 
     Only the symmetric part of ``x`` is used; for general matrices use ``jax.scipy.linalg.expm``.
+    Input domain: an eigenvalue above ``log(finfo.max)`` (about 88 in float32, 709 in float64)
+    overflows, and like a NaN/inf entry it gives a matrix with no finite entry.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -135,7 +146,15 @@ def powm(x: ArrayLike, p) -> Array:
         batch shape ``(...)`` of ``x``.
 
     Returns:
-      ``X^p``, shape ``(..., n, n)``.
+      ``X^p``, shape ``(..., n, n)``. Input domain (not checked): a matrix with a NaN/inf entry,
+      or (for a non-integer ``p``, or any array ``p``) with a negative eigenvalue, gives a matrix
+      with no finite entry; so does a singular matrix for ``p < 0``.
+
+    Raises:
+      TypeError: if ``x`` is not a real float array, or ``p`` is a bool, a string, a complex
+        number or a non-real array.
+      ValueError: if ``x`` is not ``(..., n, n)``, a Python ``p`` is NaN or infinite, or an array
+        ``p`` does not broadcast to the batch shape of ``x``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -148,13 +167,31 @@ def powm(x: ArrayLike, p) -> Array:
       1.386...
     """
     if isinstance(p, numbers.Real) and not isinstance(p, bool):
+        if not math.isfinite(p):
+            raise ValueError(f"powm: argument `p` must be finite; got {p!r}")
         return _powm_static(float(p))(x)
     x = as_float_array("powm", "x", x)
     check_square("powm", "x", x)
+    p_dtype = getattr(p, "dtype", None)
+    if (
+        p_dtype is None
+        or jnp.issubdtype(p_dtype, jnp.bool_)
+        or not (jnp.issubdtype(p_dtype, jnp.floating) or jnp.issubdtype(p_dtype, jnp.integer))
+    ):
+        raise TypeError(
+            f"powm: argument `p` must be a real number or a real array; got {p!r}"
+            if p_dtype is None
+            else f"powm: argument `p` must be a real number or a real array; got dtype {p_dtype}"
+        )
     p = jnp.asarray(p, dtype=x.dtype)
-    if p.ndim > x.ndim - 2:
+    batch = x.shape[:-2]
+    try:
+        fits = p.ndim <= len(batch) and jnp.broadcast_shapes(p.shape, batch) == batch
+    except ValueError:
+        fits = False
+    if not fits:
         raise ValueError(
-            f"powm: argument `p` must be a scalar or have the batch shape {x.shape[:-2]} of `x`; "
-            f"got shape {p.shape}"
+            f"powm: argument `p` must be a scalar or broadcast to the batch shape {batch} of "
+            f"`x`; got shape {p.shape}"
         )
     return _expm(p[..., None, None] * _logm(x))

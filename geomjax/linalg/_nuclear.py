@@ -23,6 +23,13 @@ def _nuclear_surrogate(c: Array) -> Array:
     with ``X = U^T E V``: the value and the first two derivatives are exact.
     """
     c0 = jax.lax.stop_gradient(c)
+    # LAPACK's gesdd can loop forever on a matrix mixing inf and finite entries (Reference-LAPACK
+    # issue 1409; numpy checks for this since 2.4), so non-finite matrices are replaced by zeros
+    # for the SVD. `poison` is 0 for a finite matrix and NaN otherwise (inf - inf, NaN - NaN),
+    # made from the input so that no NaN constant exists (jax_debug_nans checks constants too).
+    finite = jnp.all(jnp.isfinite(c0), axis=(-2, -1))
+    poison = jnp.sum(c0 - c0, axis=(-2, -1))
+    c0 = jnp.where(finite[..., None, None], c0, jnp.zeros_like(c0))
     u, s, vt = jnp.linalg.svd(c0, full_matrices=False)
     e = c - c0
     x = jnp.swapaxes(u, -1, -2) @ e @ jnp.swapaxes(vt, -1, -2)
@@ -32,7 +39,8 @@ def _nuclear_surrogate(c: Array) -> Array:
     skew = x - jnp.swapaxes(x, -1, -2)
     second = jnp.where(denom > tiny, skew**2 / safe, 0.0)
     first = jnp.trace(x, axis1=-2, axis2=-1)
-    return jnp.sum(s, axis=-1) + first + 0.25 * jnp.sum(second, axis=(-2, -1))
+    value = jnp.sum(s, axis=-1) + first + 0.25 * jnp.sum(second, axis=(-2, -1))
+    return value + poison
 
 
 def nuclear_norm(c: ArrayLike) -> Array:
@@ -54,7 +62,8 @@ def nuclear_norm(c: ArrayLike) -> Array:
       c: square matrices, shape ``(..., n, n)``.
 
     Returns:
-      The nuclear norms, shape ``(...)``.
+      The nuclear norms, shape ``(...)``. Input domain: a matrix with a NaN or inf entry gets
+      norm NaN (it is not passed to the SVD, which can hang on inf entries).
 
     Examples:
       >>> import jax.numpy as jnp

@@ -44,10 +44,14 @@ def sym(x: ArrayLike) -> Array:
     """Symmetric part ``(X + X^T) / 2`` over the last two axes.
 
     Args:
-      x: array of shape ``(..., n, n)``.
+      x: array of shape ``(..., n, n)``, real floating dtype.
 
     Returns:
       Array of shape ``(..., n, n)``.
+
+    Raises:
+      TypeError: if ``x`` has an integer, boolean or complex dtype.
+      ValueError: if ``x`` is not a (batch of) square matrices.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -56,7 +60,7 @@ def sym(x: ArrayLike) -> Array:
       Array([[1., 1.],
              [1., 1.]], dtype=float32)
     """
-    x = jnp.asarray(x)
+    x = as_float_array("sym", "x", x)
     check_square("sym", "x", x)
     return 0.5 * (x + jnp.swapaxes(x, -1, -2))
 
@@ -177,7 +181,15 @@ def spectral_fn(
 
     Returns:
       A function of ``x`` with shape ``(..., n, n)`` (only the symmetric part of ``x`` is used)
-      returning an array of the same shape and dtype.
+      returning an array of the same shape and dtype. Input domain (not checked): wherever ``f``
+      is not finite at an eigenvalue (e.g. ``log`` of a negative one or of zero), or ``x`` has a
+      NaN or inf entry, the result for that matrix has no finite entry.
+
+    Raises:
+      TypeError: if ``f``, ``df`` or ``dd`` is not callable (``df``/``dd`` may be None) or
+        ``name`` is not a string; when called, for a non-float ``x``.
+      ValueError: when called, for an ``x`` that is not ``(..., n, n)``, or an ``f`` that does
+        not map the eigenvalue array to an array of the same shape (not elementwise).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -191,6 +203,12 @@ def spectral_fn(
       Array([[3., 0.],
              [0., 3.]], dtype=float32)
     """
+    if not isinstance(name, str):
+        raise TypeError(f"spectral_fn: argument `name` must be a str; got {name!r}")
+    for arg, value, optional in (("f", f, False), ("df", df, True), ("dd", dd, True)):
+        if not (callable(value) or (optional and value is None)):
+            allowed = "a callable or None" if optional else "a callable"
+            raise TypeError(f"spectral_fn: argument `{arg}` must be {allowed}; got {value!r}")
     d1 = df if df is not None else _elementwise_derivative(f)
     d2 = _elementwise_derivative(d1)
 
@@ -223,6 +241,13 @@ def spectral_fn(
     def apply(x: ArrayLike) -> Array:
         x = as_float_array(name, "x", x)
         check_square(name, "x", x)
+        lam = jax.ShapeDtypeStruct(x.shape[:-1], x.dtype)
+        f_lam = jax.eval_shape(f, lam)
+        if getattr(f_lam, "shape", None) != lam.shape:
+            raise ValueError(
+                f"{name}: argument `f` of spectral_fn must map the eigenvalues elementwise "
+                f"(shape {lam.shape} to the same shape); got {getattr(f_lam, 'shape', f_lam)!r}"
+            )
         return matrix_fn(x)
 
     apply.__name__ = name

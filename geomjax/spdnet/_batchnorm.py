@@ -27,6 +27,10 @@ class RBNState(NamedTuple):
 def rbn_init(n: int, dtype=jnp.float32) -> RBNState:
     """Initial running statistics: the identity and a unit variance.
 
+    Args:
+      n: matrix size, a positive int.
+      dtype: a real floating dtype.
+
     Examples:
       >>> from geomjax.spdnet import rbn_init
       >>> rbn_init(2).running_var
@@ -34,11 +38,31 @@ def rbn_init(n: int, dtype=jnp.float32) -> RBNState:
     """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"rbn_init: argument `n` must be a positive int; got {n!r}")
+    try:
+        floating = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+    except TypeError:
+        floating = False
+    if not floating:
+        raise TypeError(f"rbn_init: argument `dtype` must be a real floating dtype; got {dtype!r}")
     return RBNState(jnp.eye(n, dtype=dtype), jnp.ones((), dtype))
 
 
+def _check_batch(fn: str, x: ArrayLike, metric) -> Array:
+    x = as_float_array(fn, "x", x)
+    if not isinstance(metric, SPDBase):
+        raise TypeError(
+            f"{fn}: argument `metric` must be an SPD metric; got {type(metric).__name__}"
+        )
+    n = metric.size
+    if x.ndim != 3 or x.shape[1:] != (n, n) or x.shape[0] < 1:
+        raise ValueError(
+            f"{fn}: argument `x` must have shape (N, {n}, {n}) with N >= 1; got shape {x.shape}"
+        )
+    return x
+
+
 def batch_frechet_stats(
-    x: Array,
+    x: ArrayLike,
     metric: SPDBase,
     *,
     mean_iter: int = 10,
@@ -48,9 +72,19 @@ def batch_frechet_stats(
     """Batch Frechet mean (Karcher flow from the arithmetic mean) and dispersion
     ``mean_i d(mean, X_i)^2``, reduced over ``axis_name`` when given.
 
+    Args:
+      x: batch of SPD matrices, shape ``(N, n, n)``, ``N >= 1``.
+      metric: an SPD metric of size ``n``.
+      mean_iter: Karcher steps (static positive int).
+      tol: Karcher-flow stopping tolerance (default by dtype).
+      axis_name: mapped axis name(s) for cross-device statistics, or None.
+
     Returns ``(mean, var, result)`` with ``result`` the
     :class:`~geomjax.manifolds.FrechetMeanResult` of the flow (``converged``, ``n_iters``).
+    ``mean`` and ``var`` are valid where ``result.converged``; a NaN/inf entry or a matrix off
+    the SPD manifold in ``x`` (not checked) gives ``converged=False``.
     """
+    x = _check_batch("batch_frechet_stats", x, metric)
     count = psum_if(jnp.asarray(x.shape[0], x.dtype), axis_name)
     init = psum_if(jnp.sum(x, axis=0), axis_name) / count
     weights = jnp.full((x.shape[0],), 1.0, x.dtype) / count
@@ -118,6 +152,11 @@ def riemannian_batch_norm(
 
     Returns:
       ``(y, new_state)``: normalized batch ``(N, n, n)`` and the updated :class:`RBNState`.
+      Input domain (not checked; there is no status output, use ``metric.check_point``):
+      ``x``, ``bias`` and ``state.running_mean`` SPD, ``state.running_var >= 0``. A matrix of
+      ``x`` with a NaN/inf entry or off the SPD manifold gives NaN in its own ``y`` and, in
+      training, NaN in every ``y`` and in ``new_state.running_var``. With ``eps=0`` a training
+      batch with zero dispersion (all matrices equal) gives an all-NaN ``y`` (``0 / 0``).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -137,29 +176,41 @@ def riemannian_batch_norm(
       under Bures-Wasserstein geometry", CVPR 2025, arXiv:2504.00660.
     """
     fn = "riemannian_batch_norm"
-    x = as_float_array(fn, "x", x)
-    if not isinstance(metric, SPDBase):
-        raise TypeError(
-            f"{fn}: argument `metric` must be an SPD metric; got {type(metric).__name__}"
-        )
+    x = _check_batch(fn, x, metric)
     n = metric.size
-    if x.ndim != 3 or x.shape[1:] != (n, n) or x.shape[0] < 1:
-        raise ValueError(
-            f"{fn}: argument `x` must have shape (N, {n}, {n}) with N >= 1; got shape {x.shape}"
-        )
     if not isinstance(training, bool):
         raise TypeError(
             f"{fn}: argument `training` must be a Python bool (static); got {type(training).__name__}"
         )
-    if not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
-        raise ValueError(f"{fn}: argument `momentum` must be in [0, 1]; got {momentum!r}")
-    if not isinstance(eps, numbers.Real) or not eps >= 0:
-        raise ValueError(f"{fn}: argument `eps` must be >= 0; got {eps!r}")
-    if state.running_mean.shape != (n, n) or jnp.shape(state.running_var) != ():
+    for name, value, ok in (
+        ("momentum", momentum, lambda v: 0 <= v <= 1),
+        ("eps", eps, lambda v: v >= 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(value):
+            bound = "in [0, 1]" if name == "momentum" else ">= 0"
+            raise ValueError(
+                f"{fn}: argument `{name}` must be a real number {bound}; got {value!r}"
+            )
+    if not isinstance(state, RBNState):
+        raise TypeError(f"{fn}: argument `state` must be an RBNState; got {type(state).__name__}")
+    for leaf in state:
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
+            raise TypeError(
+                f"{fn}: argument `state` must hold real floating arrays; got dtype "
+                f"{jnp.result_type(leaf)}"
+            )
+    if jnp.shape(state.running_mean) != (n, n) or jnp.shape(state.running_var) != ():
         raise ValueError(
             f"{fn}: argument `state` must hold a ({n}, {n}) running_mean and a scalar running_var; "
-            f"got {state.running_mean.shape} and {jnp.shape(state.running_var)}"
+            f"got {jnp.shape(state.running_mean)} and {jnp.shape(state.running_var)}"
         )
+    scale_dtype = jnp.result_type(scale)
+    if jnp.issubdtype(scale_dtype, jnp.bool_) or not (
+        jnp.issubdtype(scale_dtype, jnp.floating) or jnp.issubdtype(scale_dtype, jnp.integer)
+    ):
+        raise TypeError(f"{fn}: argument `scale` must be a real scalar; got dtype {scale_dtype}")
+    if jnp.ndim(scale) != 0:
+        raise ValueError(f"{fn}: argument `scale` must be a scalar; got shape {jnp.shape(scale)}")
     dtype = x.dtype
     ref = metric.base_point(dtype)
     bias = ref if bias is None else as_float_array(fn, "bias", bias).astype(dtype)

@@ -88,7 +88,8 @@ def ledoit_wolf_shrinkage(x: ArrayLike, *, assume_centered: bool = False) -> Arr
       assume_centered: if True, do not subtract the per-channel mean.
 
     Returns:
-      Scalar in ``[0, 1]``.
+      Scalar in ``[0, 1]`` for finite ``x`` (0 for a constant or single-sample signal); NaN
+      when ``x`` has a NaN or inf entry.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -133,7 +134,10 @@ def covariance(x: ArrayLike, *, shrinkage=None, assume_centered: bool = False) -
       assume_centered: if True, do not subtract the per-channel mean.
 
     Returns:
-      ``(channels, channels)`` symmetric matrix.
+      ``(channels, channels)`` symmetric matrix, finite for finite ``x``. Input domain (not
+      checked): a NaN or inf entry of ``x`` gives non-finite entries (all of them with
+      ``"ledoit_wolf"``); an array ``shrinkage`` is not range-checked (it may be traced), and a
+      value outside ``[0, 1]`` extrapolates the same formula.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -198,6 +202,11 @@ def delay_embedding(x: ArrayLike, *, order: int, lag: int) -> Array:
     fn = "delay_embedding"
     x = as_float_array(fn, "x", x)
     check_ndim(fn, "x", x, 2)
+    if x.shape[0] < 1:
+        raise ValueError(
+            f"{fn}: argument `x` must have shape (channels, times) with channels >= 1; "
+            f"got shape {x.shape}"
+        )
     for name, value in (("order", order), ("lag", lag)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{fn}: argument `{name}` must be a positive int; got {value!r}")

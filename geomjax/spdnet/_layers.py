@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 
 import jax.numpy as jnp
@@ -23,7 +24,9 @@ def bimap(x: ArrayLike, w: ArrayLike) -> Array:
       w: weight, shape ``(n_in, n_out)``.
 
     Returns:
-      ``W^T X W``, shape ``(n_out, n_out)`` (symmetrized).
+      ``W^T X W``, shape ``(n_out, n_out)`` (symmetrized). Input domain (not checked): finite
+      ``x`` and ``w`` give a finite result (SPD when ``x`` is SPD and ``w`` has full column
+      rank, whether or not ``w`` is orthonormal); a NaN/inf entry gives non-finite entries.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -44,9 +47,10 @@ def bimap(x: ArrayLike, w: ArrayLike) -> Array:
             f"{fn}: argument `x` must be one matrix of shape (n_in, n_in) (vmap for batches); got shape {x.shape}"
         )
     check_square(fn, "x", x)
-    if w.ndim != 2 or w.shape[0] != x.shape[0] or w.shape[1] > w.shape[0]:
+    if w.ndim != 2 or w.shape[0] != x.shape[0] or not 1 <= w.shape[1] <= w.shape[0]:
         raise ValueError(
-            f"{fn}: argument `w` must have shape ({x.shape[0]}, n_out) with n_out <= {x.shape[0]}; got shape {w.shape}"
+            f"{fn}: argument `w` must have shape ({x.shape[0]}, n_out) with 1 <= n_out <= "
+            f"{x.shape[0]}; got shape {w.shape}"
         )
     y = w.T @ x @ w
     return 0.5 * (y + y.T)
@@ -78,10 +82,11 @@ def reeig(x: ArrayLike, eps: float = 1e-4) -> Array:
 
     Args:
       x: symmetric matrices, shape ``(..., n, n)``.
-      eps: the eigenvalue floor, a positive Python float (static).
+      eps: the eigenvalue floor, a positive finite Python float (static).
 
     Returns:
-      SPD matrices, shape ``(..., n, n)``.
+      SPD matrices, shape ``(..., n, n)``. Input domain: any symmetric ``x`` (indefinite or
+      singular included) gives a finite SPD result; a NaN/inf entry gives an all-NaN matrix.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -94,8 +99,12 @@ def reeig(x: ArrayLike, eps: float = 1e-4) -> Array:
       Z. Huang, L. Van Gool, "A Riemannian network for SPD matrix learning", AAAI 2017,
       arXiv:1608.04233.
     """
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-        raise ValueError(f"reeig: argument `eps` must be a positive float; got {eps!r}")
+    if (
+        isinstance(eps, bool)
+        or not isinstance(eps, numbers.Real)
+        or not (eps > 0 and math.isfinite(eps))
+    ):
+        raise ValueError(f"reeig: argument `eps` must be a positive finite float; got {eps!r}")
     return _reeig_fn(float(eps))(x)
 
 
@@ -111,7 +120,9 @@ def logeig(x: ArrayLike, *, vectorize: bool = False) -> Array:
       vectorize: return the scaled upper triangle instead of the matrix (static).
 
     Returns:
-      ``(..., n, n)`` or ``(..., n (n + 1) / 2)``.
+      ``(..., n, n)`` or ``(..., n (n + 1) / 2)``. Input domain (not checked): as for
+      :func:`~geomjax.linalg.logm`, a matrix that is singular, has a negative eigenvalue or a
+      NaN/inf entry gives no finite entry.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -119,6 +130,10 @@ def logeig(x: ArrayLike, *, vectorize: bool = False) -> Array:
       >>> logeig(jnp.diag(jnp.array([1.0, jnp.e])), vectorize=True)
       Array([0., 0., 1.], dtype=float32)
     """
+    x = as_float_array("logeig", "x", x)
+    check_square("logeig", "x", x)
+    if not isinstance(vectorize, bool):
+        raise TypeError(f"logeig: argument `vectorize` must be a bool; got {vectorize!r}")
     y = logm(x)
     if not vectorize:
         return y

@@ -92,7 +92,10 @@ def mdm_fit(
       tol: gradient-norm tolerance of each class mean; default the metric's.
 
     Returns:
-      :class:`MDMState`.
+      :class:`MDMState`. Input domain (not checked): a class whose matrices include one with a
+      NaN/inf entry or off the SPD manifold, or whose weights are NaN, gets ``converged=False``
+      (its mean may then be non-finite); negative weights are outside the domain too (the class
+      mean is then reported as converged only if the iteration met ``tol`` with a finite mean).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -143,18 +146,41 @@ def mdm_fit(
         return metric.mean(x, w, max_iter=max_iter, tol=tol)
 
     res = jax.vmap(one_mean)(safe)
+    # Closed-form means (log-Euclidean, log-Cholesky) report converged=True whatever the input;
+    # a non-finite class mean (NaN/inf entries or non-SPD matrices in the class) is not converged.
+    finite = jnp.all(jnp.isfinite(res.mean), axis=(1, 2))
     return MDMState(
         means=res.mean,
-        converged=jnp.logical_and(res.converged, present),
+        converged=res.converged & present & finite,
         n_iters=jnp.asarray(res.n_iters, jnp.int32),
         class_weights=totals,
     )
 
 
+def _check_state(fn: str, state, n: int) -> tuple[Array, Array]:
+    if not isinstance(state, MDMState):
+        raise TypeError(f"{fn}: argument `state` must be an MDMState; got {type(state).__name__}")
+    means = as_float_array(fn, "state.means", state.means)
+    weights = as_float_array(fn, "state.class_weights", state.class_weights)
+    if means.ndim != 3 or means.shape[0] < 1 or means.shape[1:] != (n, n):
+        raise ValueError(
+            f"{fn}: argument `state.means` must have shape (n_classes, {n}, {n}) to match `x`; "
+            f"got shape {means.shape}"
+        )
+    if weights.shape != means.shape[:1]:
+        raise ValueError(
+            f"{fn}: argument `state.class_weights` must have shape {means.shape[:1]}; "
+            f"got shape {weights.shape}"
+        )
+    return means, weights
+
+
 def mdm_distances(state: MDMState, x: ArrayLike, *, metric: Manifold | None = None) -> Array:
     r"""Distances of each matrix to each class mean, :math:`D_{ic} = d(X_i, M_c)`.
 
-    Classes without training points get :math:`+\infty`.
+    Classes without training points get :math:`+\infty`. Input domain (not checked): a matrix
+    with a NaN/inf entry or off the SPD manifold, or a non-finite class mean (a class that did
+    not converge), gives NaN distances.
 
     Args:
       state: the fitted :class:`MDMState`.
@@ -177,16 +203,12 @@ def mdm_distances(state: MDMState, x: ArrayLike, *, metric: Manifold | None = No
     """
     fn = "mdm_distances"
     x = _check_stack(fn, x)
-    means = jnp.asarray(state.means)
-    if means.ndim != 3 or means.shape[1:] != x.shape[1:]:
-        raise ValueError(
-            f"{fn}: `state.means` has shape {means.shape}, incompatible with `x` of shape {x.shape}"
-        )
+    means, class_weights = _check_state(fn, state, x.shape[1])
     metric = _resolve_metric(fn, metric, x.shape[1])
     dtype = jnp.result_type(x, means)
     x, means = x.astype(dtype), means.astype(dtype)
     d = jax.vmap(lambda xi: jax.vmap(lambda m: metric.dist(m, xi))(means))(x)
-    present = jnp.asarray(state.class_weights) > 0
+    present = class_weights > 0
     return jnp.where(present[None, :], d, jnp.inf)
 
 
@@ -199,7 +221,9 @@ def mdm_predict(state: MDMState, x: ArrayLike, *, metric: Manifold | None = None
       metric: the metric used in :func:`mdm_fit` (default ``SPDAffineInvariant(n)``).
 
     Returns:
-      int32 labels, shape ``(k,)``.
+      int32 labels, shape ``(k,)``. A NaN distance never wins (a class whose mean is not finite
+      is skipped); a matrix with no finite distance to any class (a NaN/inf entry or off the
+      SPD manifold, or no class with training points) gets the label ``-1``.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -212,4 +236,7 @@ def mdm_predict(state: MDMState, x: ArrayLike, *, metric: Manifold | None = None
       A. Barachant, S. Bonnet, M. Congedo, C. Jutten, "Multiclass brain-computer interface
       classification by Riemannian geometry", IEEE Trans. Biomedical Engineering 59(4), 2012.
     """
-    return jnp.argmin(mdm_distances(state, x, metric=metric), axis=1).astype(jnp.int32)
+    d = mdm_distances(state, x, metric=metric)
+    d = jnp.where(jnp.isnan(d), jnp.inf, d)
+    label = jnp.argmin(d, axis=1).astype(jnp.int32)
+    return jnp.where(jnp.all(jnp.isinf(d), axis=1), jnp.int32(-1), label)

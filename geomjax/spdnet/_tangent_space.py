@@ -167,7 +167,9 @@ def tangent_space(x: ArrayLike, reference: ArrayLike, *, metric: Manifold | None
         ``SPDAffineInvariant(n)``.
 
     Returns:
-      Vector of shape ``(n * (n + 1) // 2,)``.
+      Vector of shape ``(n * (n + 1) // 2,)``. Input domain (not checked): a NaN/inf entry or
+      a matrix off the SPD manifold (not positive definite) in ``x`` or ``reference`` gives a
+      non-finite vector.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -218,7 +220,10 @@ def untangent_space(v: ArrayLike, reference: ArrayLike, *, metric: Manifold | No
       metric: as in :func:`tangent_space`.
 
     Returns:
-      SPD matrix, shape ``(n, n)``.
+      SPD matrix, shape ``(n, n)``. Input domain (not checked): a NaN/inf entry of ``v``, or a
+      ``reference`` off the SPD manifold, gives a non-finite matrix, and so do coordinates large
+      enough to overflow the exponential map (``|v|`` beyond about 88 in float32 for the
+      affine-invariant metric).
 
     Examples:
       >>> import jax.numpy as jnp

@@ -27,9 +27,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, PRNGKey, safe_norm
+from geomjax._core import Array, ArrayLike, PRNGKey, check_key, safe_norm
 from geomjax.ot._measures import check_measures
-from geomjax.ot._sliced import _check_count
+from geomjax.ot._sliced import _check_count, check_float_dtype
 
 __all__ = ["init_amortized_projection", "amortized_vmf_location"]
 
@@ -59,17 +59,23 @@ def init_amortized_projection(
       d: dimension of the points (and of the predicted location).
       hidden: width of the features.
       n_inducing: number of inducing points of the set-attention block.
-      dtype: floating dtype of the parameters.
+      dtype: real floating dtype of the parameters.
 
     Returns:
       A nested dict of arrays: ``embed`` (``w (d, h)``, ``b (h,)``), ``inducing (k, h)``,
       ``attn_in`` and ``attn_out`` (``wq, wk, wv, wo``, each ``(h, h)``), ``ff`` (``w (h, h)``,
       ``b (h,)``), ``pool`` (``seed (h,)``, ``wk, wv (h, h)``), ``out`` (``w (h, d)``).
+
+    Raises:
+      TypeError: ``key`` not a single PRNG key, ``dtype`` not a real floating dtype.
+      ValueError: ``d``, ``hidden`` or ``n_inducing`` not a static int >= 1.
     """
     fn = "init_amortized_projection"
+    check_key(fn, "key", key)
     d = _check_count(fn, "d", d)
     h = _check_count(fn, "hidden", hidden)
     k = _check_count(fn, "n_inducing", n_inducing)
+    dtype = check_float_dtype(fn, "dtype", dtype)
     keys = iter(jax.random.split(key, 16))
 
     def dense(fan_in, fan_out):
@@ -91,6 +97,57 @@ def init_amortized_projection(
         },
         "out": {"w": dense(h, d)},
     }
+
+
+def _param_shapes(d: int, h: int, k: int) -> dict:
+    """The leaf shapes :func:`init_amortized_projection` gives, as a nested dict."""
+    attn = {"wq": (h, h), "wk": (h, h), "wv": (h, h), "wo": (h, h)}
+    return {
+        "embed": {"w": (d, h), "b": (h,)},
+        "inducing": (k, h),
+        "attn_in": attn,
+        "attn_out": dict(attn),
+        "ff": {"w": (h, h), "b": (h,)},
+        "pool": {"seed": (h,), "wk": (h, h), "wv": (h, h)},
+        "out": {"w": (h, d)},
+    }
+
+
+def _leaf_table(tree, is_leaf) -> list:
+    """Sorted ``(key path, leaf)`` pairs, independent of the mapping type of the nodes."""
+    flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)[0]
+    named = [
+        (tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path), v)
+        for path, v in flat
+    ]
+    return sorted(named)
+
+
+def _check_params(fn: str, params) -> tuple[int, int, int]:
+    """Require the structure and consistent leaf shapes of :func:`init_amortized_projection`
+    (real floating leaves); return ``(d, hidden, n_inducing)``."""
+    try:
+        d, h = jnp.shape(params["embed"]["w"])
+        k = jnp.shape(params["inducing"])[0]
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise ValueError(
+            f"{fn}: argument `params` must be a parameter dict from init_amortized_projection"
+        ) from None
+    is_shape = lambda s: isinstance(s, tuple) and all(isinstance(i, int) for i in s)  # noqa: E731
+    want = _leaf_table(_param_shapes(d, h, k), is_shape)
+    got = _leaf_table(jax.tree.map(jnp.shape, params), is_shape)
+    if got != want:
+        raise ValueError(
+            f"{fn}: argument `params` must have the structure and leaf shapes of "
+            f"init_amortized_projection(key, d={d}, hidden={h}, n_inducing={k}); got {got}"
+        )
+    for leaf in jax.tree.leaves(params):
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
+            raise TypeError(
+                f"{fn}: every leaf of argument `params` must have a real floating dtype; "
+                f"got {jnp.result_type(leaf)}"
+            )
+    return d, h, k
 
 
 def amortized_vmf_location(params: dict, x: ArrayLike, y: ArrayLike) -> Array:
@@ -123,8 +180,12 @@ def amortized_vmf_location(params: dict, x: ArrayLike, y: ArrayLike) -> Array:
       Unit vector of shape ``(d,)``.
 
     Raises:
-      ValueError / TypeError: bad point-set shapes (as ``check_measures``) or ``d`` not matching
-        ``params["embed"]["w"].shape[0]``.
+      ValueError / TypeError: bad point-set shapes (as ``check_measures``), ``d`` not matching
+        ``params["embed"]["w"].shape[0]``, ``params`` not of the structure, leaf shapes and
+        (real floating) dtypes of :func:`init_amortized_projection`.
+
+    Input domain: NaN or inf in ``x``, ``y`` or ``params`` give a NaN location (NaN in, NaN
+    out).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -143,12 +204,12 @@ def amortized_vmf_location(params: dict, x: ArrayLike, y: ArrayLike) -> Array:
       Attention-based Permutation-Invariant Neural Networks", ICML 2019, arXiv:1810.00825.
     """
     fn = "amortized_vmf_location"
+    d, _, _ = _check_params(fn, params)
     x, y, _, _ = check_measures(fn, x, y)
-    d = params["embed"]["w"].shape[0]
     if x.shape[1] != d:
         raise ValueError(
-            f"{fn}: the points must have dimension {d} (params['embed']['w'].shape[0]); "
-            f"got x {x.shape} and y {y.shape}"
+            f"{fn}: arguments `x` and `y` must have points of dimension {d} "
+            f"(params['embed']['w'].shape[0]); got x {x.shape} and y {y.shape}"
         )
     dtype = jnp.result_type(x.dtype, params["embed"]["w"].dtype)
     p = jax.tree.map(lambda t: jnp.asarray(t, dtype), params)
@@ -167,5 +228,6 @@ def _forward(p: dict, x: Array, y: Array) -> Array:
     u = (_pool(p["pool"], seed, z[:n]) - _pool(p["pool"], seed, z[n:])) @ p["out"]["w"]
     r = safe_norm(u)
     ok = r > 0
-    e1 = jnp.zeros_like(u).at[0].set(1.0)
+    # u = 0 falls back to e_1; a NaN u (non-finite inputs) stays NaN instead.
+    e1 = jnp.where(jnp.isnan(r), jnp.nan, jnp.zeros_like(u).at[0].set(1.0))
     return jnp.where(ok, u / jnp.where(ok, r, 1.0), e1)

@@ -50,6 +50,16 @@ def bures_wasserstein(cov1: ArrayLike, cov2: ArrayLike, *, squared: bool = False
     Returns:
       Scalar :math:`\mathrm{BW} \ge 0` (or its square).
 
+    Raises:
+      TypeError: non-floating ``cov1`` or ``cov2``.
+      ValueError: ``cov1``, ``cov2`` not square ``(d, d)`` with ``d >= 1``, or of different
+        shapes.
+
+    Input domain: a non-symmetric matrix is read as its symmetric part
+    :math:`(\Sigma + \Sigma^\top)/2`; an indefinite one (an eigenvalue below about
+    :math:`-d\,\epsilon \max_i \Sigma_{ii}`, where the Cholesky factorization fails) or NaN /
+    inf entries give NaN.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.ot import bures_wasserstein
@@ -102,6 +112,13 @@ def gaussian_wasserstein(
 
     Returns:
       Scalar :math:`W_2 \ge 0` (or :math:`W_2^2`).
+
+    Raises:
+      TypeError: non-floating inputs.
+      ValueError: covariances not square ``(d, d)`` of one shape, means not of shape ``(d,)``.
+
+    Input domain: as :func:`bures_wasserstein` for the covariances (symmetric part read,
+    indefinite or non-finite gives NaN); NaN or inf in a mean gives a non-finite distance.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -166,6 +183,14 @@ def gaussian_fit(x: ArrayLike, a: ArrayLike | None = None) -> tuple[Array, Array
     Returns:
       ``(mean, cov)`` of shapes ``(d,)`` and ``(d, d)`` (``cov`` exactly symmetric).
 
+    Raises:
+      TypeError: non-floating ``x`` or ``a``.
+      ValueError: ``x`` not ``(n, d)`` with ``n, d >= 1``; ``a`` of the wrong shape, or
+        (when concrete) negative, non-finite or not summing to one.
+
+    Input domain: NaN or inf in ``x`` or in traced weights give NaN or inf in the moments (NaN
+    in, NaN out); traced weights that are negative or do not sum to one are used as given.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.ot import gaussian_fit
@@ -184,8 +209,11 @@ def gaussian_fit(x: ArrayLike, a: ArrayLike | None = None) -> tuple[Array, Array
     x = as_float_array(fn, "x", x)
     check_ndim(fn, "x", x, 2)
     n = x.shape[0]
-    if n < 1:
-        raise ValueError(f"{fn}: argument `x` must have at least one point; got shape {x.shape}")
+    if n < 1 or x.shape[1] < 1:
+        raise ValueError(
+            f"{fn}: argument `x` must have at least one point of dimension d >= 1; "
+            f"got shape {x.shape}"
+        )
     dtype = x.dtype
     if a is not None and jnp.issubdtype(jnp.result_type(a), jnp.floating):
         dtype = jnp.result_type(dtype, jnp.result_type(a))

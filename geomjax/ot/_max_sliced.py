@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-import numbers
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from geomjax._core import Array, ArrayLike, PRNGKey, eps
+from geomjax._core import Array, ArrayLike, PRNGKey, check_key, check_scalar, eps
 from geomjax.ot._measures import check_measures
 from geomjax.ot._sliced import _check_count, projected_wpp, random_projections
 from geomjax.ot._wasserstein_1d import check_p, root_p
@@ -27,7 +26,8 @@ class MaxSlicedResult(NamedTuple):
         envelope-theorem gradient of the maximum).
       direction: ``(d,)`` unit vector :math:`\\theta^*` (no gradient flows through it).
       converged: boolean scalar, True when the last proposed ascent step was shorter than
-        ``tol`` (radians) for the returned restart.
+        ``tol`` (radians) for the returned restart and the objective there is finite (False for
+        NaN or inf in the inputs, with a non-finite ``value``).
       n_iters: int32 scalar, iterations used by the returned restart (accepted and rejected
         steps both count).
       grad_norm: scalar, norm of the Riemannian gradient of :math:`\\log W_p^p` at
@@ -74,7 +74,8 @@ def _ascent(f_and_g, theta0, lr0, tol, n_iter):
 
     init = (jnp.zeros((), jnp.int32), theta0, f0, r0, jnp.asarray(lr0, dtype), jnp.asarray(False))
     k, theta, f, r, lr, done = lax.while_loop(cond, body, init)
-    return theta, f, done, k, jnp.linalg.norm(r)
+    # A non-finite objective (NaN or inf in the data) has r = 0 and would "converge" at once.
+    return theta, f, jnp.logical_and(done, jnp.isfinite(f)), k, jnp.linalg.norm(r)
 
 
 def max_sliced_wasserstein(
@@ -132,7 +133,11 @@ def max_sliced_wasserstein(
 
     Raises:
       ValueError / TypeError: as :func:`sliced_wasserstein`; non-positive ``n_iter``,
-        ``n_restarts``, ``learning_rate`` or negative ``tol``.
+        ``n_restarts``, non-positive or infinite ``learning_rate``, negative ``tol``; ``key``
+        not a single PRNG key.
+
+    Input domain: NaN or inf in ``x``, ``y`` or traced weights give ``converged=False`` and a
+    non-finite ``value``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -152,6 +157,7 @@ def max_sliced_wasserstein(
       Princeton University Press 2008 (Riemannian gradient ascent with retraction).
     """
     fn = "max_sliced_wasserstein"
+    check_key(fn, "key", key)
     p = check_p(fn, p)
     n_iter = _check_count(fn, "n_iter", n_iter)
     n_restarts = _check_count(fn, "n_restarts", n_restarts)
@@ -160,12 +166,10 @@ def max_sliced_wasserstein(
     dtype = x.dtype
     if learning_rate is None:
         learning_rate = 1.0 / p
-    if isinstance(learning_rate, numbers.Real) and not learning_rate > 0:
-        raise ValueError(f"{fn}: argument `learning_rate` must be > 0; got {learning_rate!r}")
+    check_scalar(fn, "learning_rate", learning_rate)
     if tol is None:
         tol = float(eps(dtype)) ** 0.5
-    if isinstance(tol, numbers.Real) and not tol >= 0:
-        raise ValueError(f"{fn}: argument `tol` must be >= 0; got {tol!r}")
+    check_scalar(fn, "tol", tol, positive=False, allow_inf=True)
     a_s = None if a_none else a
     b_s = None if b_none else b
     lr0 = jnp.asarray(learning_rate, dtype)

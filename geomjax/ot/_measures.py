@@ -103,9 +103,9 @@ def check_measures(
 
     Raises:
       TypeError: non-floating points or weights.
-      ValueError: wrong ranks, empty clouds, ``x.shape[1] != y.shape[1]``, weight shapes that do
-        not match their clouds, and (only for concrete, non-traced weights) negative weights or
-        weights not summing to one.
+      ValueError: wrong ranks, empty clouds or points of dimension 0,
+        ``x.shape[1] != y.shape[1]``, weight shapes that do not match their clouds, and (only for
+        concrete, non-traced weights) negative weights or weights not summing to one.
     """
     x = as_float_array(fn, "x", x)
     y = as_float_array(fn, "y", y)
@@ -120,6 +120,11 @@ def check_measures(
     if d != dy:
         raise ValueError(
             f"{fn}: arguments `x` and `y` must have the same dimension (shape[1]); "
+            f"got x {x.shape} and y {y.shape}"
+        )
+    if d < 1:
+        raise ValueError(
+            f"{fn}: arguments `x` and `y` must have points of dimension d >= 1; "
             f"got x {x.shape} and y {y.shape}"
         )
     dtypes = [x.dtype, y.dtype]

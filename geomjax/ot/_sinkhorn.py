@@ -3,20 +3,22 @@ the Sinkhorn divergence, and a ground cost from any geomjax manifold."""
 
 from __future__ import annotations
 
+import inspect
 import math
+import operator
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-import numpy as np
 from ott.geometry import costs as ott_costs
 from ott.geometry import pointcloud
 from ott.solvers import linear as ott_linear
+from ott.solvers.linear import sinkhorn as ott_sinkhorn
 from ott.tools import sinkhorn_divergence as ott_sd
 
-from geomjax._core import Array, ArrayLike, as_float_array
-from geomjax.ot._measures import check_measures, is_concrete
+from geomjax._core import Array, ArrayLike, as_float_array, check_scalar
+from geomjax.ot._measures import check_measures
 
 __all__ = [
     "ManifoldCost",
@@ -44,6 +46,10 @@ class ManifoldCost(ott_costs.CostFn):
       manifold: a :class:`geomjax.manifolds.Manifold` (any object with ``dist(x, y)`` and a
         ``point_shape`` tuple of ints).
 
+    Input domain: points are neither checked nor projected onto the manifold; a point off it
+    gets whatever ``manifold.sqdist`` / ``manifold.dist`` compute for it (use
+    ``manifold.check_point`` or ``manifold.proj`` first when that matters).
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.manifolds import Sphere
@@ -63,6 +69,12 @@ class ManifoldCost(ott_costs.CostFn):
 
     def __call__(self, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
         shape = tuple(self.manifold.point_shape)
+        for name, z in (("x", x), ("y", y)):
+            if jnp.size(z) != math.prod(shape):
+                raise ValueError(
+                    f"ManifoldCost: argument `{name}` must be one point of shape {shape} (or "
+                    f"flattened, {math.prod(shape)} entries); got shape {jnp.shape(z)}"
+                )
         x, y = jnp.reshape(x, shape), jnp.reshape(y, shape)
         sqdist = getattr(self.manifold, "sqdist", None)
         if sqdist is not None:
@@ -124,21 +136,41 @@ def _prepare(fn: str, x, y, a, b, cost, epsilon):
             f"geomjax manifold; got {type(cost).__name__}"
         )
     x, y, a, b = check_measures(fn, x, y, a, b)
-    if is_concrete(epsilon):
-        eps_np = np.asarray(epsilon)
-        if eps_np.shape != () or not np.isfinite(eps_np) or not eps_np > 0:
-            raise ValueError(
-                f"{fn}: argument `epsilon` must be a positive finite scalar; got {epsilon!r}"
-            )
+    check_scalar(fn, "epsilon", epsilon)
     return x, y, a, b, cost_fn
 
 
-def _check_solver_kwargs(fn: str, kwargs: dict) -> None:
+_SINKHORN_DEFAULTS = inspect.signature(ott_sinkhorn.Sinkhorn.__init__).parameters
+#: Keywords ``ott.solvers.linear.solve`` accepts for (full-rank) Sinkhorn, besides the facade's.
+_SOLVER_KWARGS = frozenset(
+    (set(inspect.signature(ott_linear.solve).parameters) | set(_SINKHORN_DEFAULTS))
+    - {"self", "geom", "a", "b", "rank", "kwargs", "threshold", "max_iterations"}
+)
+
+
+def _check_solver_kwargs(fn: str, kwargs: dict, max_iterations, threshold) -> None:
     if "rank" in kwargs:
         raise ValueError(
             f"{fn}: argument `rank` (low-rank Sinkhorn) is not supported by this facade; call "
             "ott.solvers.linear.solve directly"
         )
+    unknown = sorted(set(kwargs) - _SOLVER_KWARGS)
+    if unknown:
+        raise ValueError(
+            f"{fn}: argument `{unknown[0]}` is not a keyword of ott's Sinkhorn solver; known "
+            f"solver keywords: {sorted(_SOLVER_KWARGS)}"
+        )
+    inner = kwargs.get("inner_iterations", _SINKHORN_DEFAULTS["inner_iterations"].default)
+    try:
+        n = operator.index(max_iterations)
+    except TypeError:
+        n = None
+    if n is None or isinstance(max_iterations, bool) or n < inner:
+        raise ValueError(
+            f"{fn}: argument `max_iterations` must be an int >= inner_iterations ({inner}); "
+            f"got {max_iterations!r}"
+        )
+    check_scalar(fn, "threshold", threshold, positive=False)
 
 
 def _status(out, threshold) -> tuple[Array, Array, Array]:
@@ -163,7 +195,8 @@ class SinkhornOutput(NamedTuple):
       plan: transport plan, shape ``(n, m)``, or None unless ``return_plan=True``.
       f: dual potential on ``x``, shape ``(n,)``, or None unless ``return_potentials=True``.
       g: dual potential on ``y``, shape ``(m,)``, or None unless ``return_potentials=True``.
-      converged: bool scalar, the last marginal error is below ``threshold``.
+      converged: bool scalar, the last marginal error is below ``threshold`` (and ``epsilon``
+        is positive, which is only not checked before when traced).
       n_iters: int scalar, Sinkhorn iterations run (a multiple of ``inner_iterations``).
       marginal_error: last recorded L1 marginal error (``norm_error`` power in general).
     """
@@ -182,7 +215,8 @@ class SinkhornDivergenceOutput(NamedTuple):
 
     Attributes:
       divergence: Sinkhorn divergence, scalar.
-      converged: bool scalar, all three Sinkhorn problems (x-y, x-x, y-y) converged.
+      converged: bool scalar, all three Sinkhorn problems (x-y, x-x, y-y) converged (False for
+        a traced ``epsilon <= 0``).
       n_iters: int scalar, the largest iteration count of the three problems.
       marginal_error: the largest last marginal error of the three problems.
     """
@@ -254,8 +288,15 @@ def sinkhorn(
     Raises:
       ValueError: wrong ranks, ``x`` and ``y`` of different dimensions, points not of the
         manifold's ``point_shape``, weights of the wrong shape, negative or not summing to one
-        (when concrete), or a non-positive ``epsilon`` (when concrete).
-      TypeError: non-floating inputs, or a ``cost`` of an unsupported type.
+        (when concrete), a non-positive or non-finite ``epsilon`` (when concrete),
+        ``max_iterations`` not an int >= ``inner_iterations``, a negative ``threshold``, or a
+        solver keyword that ott's Sinkhorn does not have.
+      TypeError: non-floating inputs, a non-real ``epsilon`` or ``threshold``, or a ``cost`` of
+        an unsupported type.
+
+    Input domain: NaN or inf in the points, negative or NaN traced weights and a traced
+    ``epsilon <= 0`` give ``converged=False`` (the ``cost`` is then not a valid answer, and is
+    often NaN).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -272,13 +313,14 @@ def sinkhorn(
       Transport Tools (OTT): A JAX Toolbox for all things Wasserstein", arXiv:2201.12324, 2022.
     """
     fn = "sinkhorn"
-    _check_solver_kwargs(fn, solver_kwargs)
+    _check_solver_kwargs(fn, solver_kwargs, max_iterations, threshold)
     x, y, a, b, cost_fn = _prepare(fn, x, y, a, b, cost, epsilon)
     geom = pointcloud.PointCloud(x, y, cost_fn=cost_fn, epsilon=epsilon)
     out = ott_linear.solve(
         geom, a, b, max_iterations=max_iterations, threshold=threshold, **solver_kwargs
     )
     converged, n_iters, marginal_error = _status(out, threshold)
+    converged = jnp.logical_and(converged, jnp.asarray(epsilon) > 0)  # traced epsilon <= 0
     return SinkhornOutput(
         cost=out.reg_ot_cost,
         plan=out.matrix if return_plan else None,
@@ -335,6 +377,8 @@ def sinkhorn_divergence(
     Raises:
       ValueError, TypeError: as :func:`sinkhorn`.
 
+    Input domain: as :func:`sinkhorn`, invalid values give ``converged=False``.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.ot import sinkhorn_divergence
@@ -351,7 +395,7 @@ def sinkhorn_divergence(
       Transport Tools (OTT): A JAX Toolbox for all things Wasserstein", arXiv:2201.12324, 2022.
     """
     fn = "sinkhorn_divergence"
-    _check_solver_kwargs(fn, solver_kwargs)
+    _check_solver_kwargs(fn, solver_kwargs, max_iterations, threshold)
     x, y, a, b, cost_fn = _prepare(fn, x, y, a, b, cost, epsilon)
     solve_kwargs = dict(max_iterations=max_iterations, threshold=threshold, **solver_kwargs)
     div, out = ott_sd.sinkhorn_divergence(
@@ -370,6 +414,7 @@ def sinkhorn_divergence(
         errors.append(jax.lax.stop_gradient(errs[last]))
     marginal_error = jnp.max(jnp.stack(errors))
     converged = jnp.logical_and(jnp.all(jnp.stack(out.converged)), marginal_error < threshold)
+    converged = jnp.logical_and(converged, jnp.asarray(epsilon) > 0)  # traced epsilon <= 0
     return SinkhornDivergenceOutput(
         divergence=div,
         converged=converged,

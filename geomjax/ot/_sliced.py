@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from geomjax._core import Array, ArrayLike, PRNGKey, as_float_array
+from geomjax._core import Array, ArrayLike, PRNGKey, as_float_array, check_key
 from geomjax.ot._measures import check_measures
 from geomjax.ot._wasserstein_1d import check_p, root_p, wpp_batched
 
@@ -41,10 +41,14 @@ def random_projections(key: PRNGKey, n_projections: int, d: int, dtype=None) -> 
       key: a PRNG key (``jax.random.key``).
       n_projections: number ``L`` of directions (static int >= 1).
       d: ambient dimension (static int >= 1).
-      dtype: floating dtype (default: JAX's default float).
+      dtype: real floating dtype (default: JAX's default float).
 
     Returns:
       Array of shape ``(L, d)`` with unit-norm rows.
+
+    Raises:
+      TypeError: ``key`` not a single PRNG key, ``dtype`` not a real floating dtype.
+      ValueError: ``n_projections`` or ``d`` not a static int >= 1.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -54,16 +58,27 @@ def random_projections(key: PRNGKey, n_projections: int, d: int, dtype=None) -> 
       ((4, 3), True)
     """
     fn = "random_projections"
+    check_key(fn, "key", key)
     _check_count(fn, "n_projections", n_projections)
     _check_count(fn, "d", d)
-    if dtype is None:
-        dtype = jnp.zeros(()).dtype
+    dtype = jnp.zeros(()).dtype if dtype is None else check_float_dtype(fn, "dtype", dtype)
     g = jax.random.normal(key, (n_projections, d), dtype)
     nrm = jnp.sqrt(jnp.sum(g * g, axis=1, keepdims=True))
     # A Gaussian vector is zero with probability 0; guard anyway (then e_1).
     ok = nrm > 0
     e1 = jnp.zeros_like(g).at[:, 0].set(1.0)
     return jnp.where(ok, g / jnp.where(ok, nrm, 1.0), e1)
+
+
+def check_float_dtype(fn: str, name: str, dtype):
+    """Require a real floating dtype (float16/32/64, bfloat16); return it as a NumPy dtype."""
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(f"{fn}: argument `{name}` must be a real floating dtype; got {dtype!r}")
+    return dt
 
 
 def _check_count(fn: str, name: str, value) -> int:
@@ -175,6 +190,7 @@ def _setup(fn, key, x, y, a, b, n_projections, p, projections, chunk_size):
             raise ValueError(
                 f"{fn}: argument `key` is required (a jax.random.key) unless `projections` is given"
             )
+        check_key(fn, "key", key)
         _check_count(fn, "n_projections", n_projections)
         thetas = random_projections(key, n_projections, d, x.dtype)
     else:
@@ -241,7 +257,12 @@ def sliced_wasserstein(
 
     Raises:
       ValueError / TypeError: as :func:`check_measures`; ``p < 1``; bad ``n_projections``,
-        ``chunk_size`` or ``projections`` shape; ``key`` missing without ``projections``.
+        ``chunk_size`` or ``projections`` shape; ``key`` missing or not a single PRNG key
+        without ``projections``.
+
+    Input domain: NaN or inf in ``x``, ``y``, ``projections`` or traced weights give a
+    non-finite result (NaN in, NaN out); traced weights that are negative or do not sum to
+    one are used as given (a finite value of no meaning).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -300,7 +321,8 @@ def sliced_wasserstein_with_error(
         \mathrm{se} = \sqrt{\frac{1}{L (L-1)} \sum_l (W_l - \widehat{SW}_p^p)^2},
         \qquad W_l = W_p^p(\theta_{l\#}\mu, \theta_{l\#}\nu).
 
-    Arguments are those of :func:`sliced_wasserstein`.
+    Arguments, errors and input domain are those of :func:`sliced_wasserstein` (non-finite
+    inputs give a non-finite ``value``, ``pp_value`` and ``projected``).
 
     Returns:
       :class:`SlicedWassersteinEstimate` ``(value, pp_value, std_error, projected)``.

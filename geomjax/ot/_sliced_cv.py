@@ -11,7 +11,7 @@ from jax import lax
 
 from geomjax._core import Array, ArrayLike, PRNGKey, check_option, eps
 from geomjax.ot._sliced import _project, _setup, map_projection_chunks
-from geomjax.ot._wasserstein_1d import root_p, wpp_batched
+from geomjax.ot._wasserstein_1d import check_p, root_p, wpp_batched
 
 __all__ = ["SlicedCVResult", "sliced_wasserstein_cv"]
 
@@ -201,6 +201,9 @@ def sliced_wasserstein_cv(
       ValueError: ``p != 2``, unknown ``control_variate`` or ``coefficient``, and the errors of
         :func:`sliced_wasserstein`.
 
+    Input domain: NaN or inf in ``x``, ``y``, ``projections`` or traced weights give a
+    non-finite ``value`` and ``sq_value`` (NaN in, NaN out).
+
     Examples:
       >>> import jax, jax.numpy as jnp
       >>> from geomjax.ot import sliced_wasserstein_cv
@@ -215,7 +218,7 @@ def sliced_wasserstein_cv(
       arXiv:2305.00402.
     """
     fn = "sliced_wasserstein_cv"
-    if p != 2:
+    if check_p(fn, p) != 2.0:
         raise ValueError(
             f"{fn}: argument `p` must be 2 (the Gaussian control variates bound W_2^2); got {p!r}"
         )

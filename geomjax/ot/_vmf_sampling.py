@@ -30,7 +30,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import log_ndtr
 
-from geomjax._core import Array, ArrayLike, PRNGKey, as_float_array, check_ndim, safe_div, safe_norm
+from geomjax._core import (
+    Array,
+    ArrayLike,
+    PRNGKey,
+    as_float_array,
+    check_key,
+    check_ndim,
+    safe_div,
+    safe_norm,
+)
 
 __all__ = [
     "sample_von_mises_fisher",
@@ -90,8 +99,15 @@ def check_direction(fn: str, name: str, mu: ArrayLike, d: int | None = None) -> 
 
 
 def _shape_tuple(shape) -> tuple[int, ...]:
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    if any((not isinstance(s, (int, np.integer))) or s < 0 for s in shape):
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    elif isinstance(shape, (tuple, list)):
+        shape = tuple(shape)
+    else:
+        raise ValueError(
+            f"{_FN}: argument `shape` must be an int or a tuple of non-negative ints; got {shape!r}"
+        )
+    if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in shape):
         raise ValueError(
             f"{_FN}: argument `shape` must be a tuple of non-negative ints; got {shape!r}"
         )
@@ -253,8 +269,13 @@ def sample_von_mises_fisher(
       Unit vectors of shape ``shape + (d,)`` in the dtype of ``mu``.
 
     Raises:
-      TypeError: non-floating ``mu`` or non-real ``kappa``.
-      ValueError: ``mu`` not 1-D or zero, ``kappa`` not a scalar or (concrete) not positive.
+      TypeError: non-floating ``mu``, non-real ``kappa``, ``key`` not a single PRNG key.
+      ValueError: ``mu`` not 1-D or zero, ``kappa`` not a scalar or (concrete) not positive,
+        ``shape`` not an int or a tuple of non-negative ints.
+
+    Input domain: NaN or inf in ``mu`` gives NaN samples (NaN in, NaN out). A traced ``kappa``
+    is not checked at trace time: ``kappa = 0`` gives the uniform distribution, and a
+    negative, infinite or NaN one gives NaN samples.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -275,12 +296,15 @@ def sample_von_mises_fisher(
       Variational Auto-Encoders", UAI 2018, arXiv:1804.00891 (Householder placement,
       reparameterization in ``mu``).
     """
+    check_key(_FN, "key", key)
     mu = check_direction(_FN, "mu", mu)
     kappa = check_kappa(_FN, kappa, mu.dtype)
     shape = _shape_tuple(shape)
     m = unit_direction(mu)
     m0 = jax.lax.stop_gradient(m)
     x0 = _canonical_samples(key, m0, kappa, math.prod(shape))
+    # Only reachable with a traced kappa (a concrete one is checked above): mark it invalid.
+    x0 = jnp.where(jnp.logical_and(kappa >= 0, jnp.isfinite(kappa)), x0, jnp.nan)
     x = rotate_rows(m0, m, x0)
     return x.reshape(shape + (mu.shape[0],))
 

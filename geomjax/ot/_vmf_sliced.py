@@ -15,7 +15,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, PRNGKey, eps, safe_div, safe_norm
+from geomjax._core import (
+    Array,
+    ArrayLike,
+    PRNGKey,
+    check_key,
+    check_scalar,
+    eps,
+    safe_div,
+    safe_norm,
+)
 from geomjax.ot._measures import check_measures
 from geomjax.ot._sliced import _check_count, projected_wpp, random_projections
 from geomjax.ot._vmf_sampling import (
@@ -34,7 +43,8 @@ __all__ = [
 ]
 
 
-def _setup(fn, x, y, a, b, p, n_projections, chunk_size):
+def _setup(fn, key, x, y, a, b, p, n_projections, chunk_size):
+    check_key(fn, "key", key)
     p = check_p(fn, p)
     a_none, b_none = a is None, b is None
     x, y, a, b = check_measures(fn, x, y, a, b)
@@ -95,7 +105,11 @@ def vmf_sliced_wasserstein(
 
     Raises:
       ValueError / TypeError: as ``check_measures``; ``location`` of the wrong shape or zero;
-        ``kappa`` not a positive scalar; ``p < 1``; bad ``n_projections`` or ``chunk_size``.
+        ``kappa`` not a positive scalar; ``p < 1``; bad ``n_projections`` or ``chunk_size``;
+        ``key`` not a single PRNG key.
+
+    Input domain: NaN or inf in ``x``, ``y``, ``location`` or traced weights give a non-finite
+    value (NaN in, NaN out), as does a traced ``kappa`` that is negative, infinite or NaN.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -115,7 +129,7 @@ def vmf_sliced_wasserstein(
       to Generative Modeling", ICLR 2021, arXiv:2002.07367.
     """
     fn = "vmf_sliced_wasserstein"
-    x, y, a, b, p = _setup(fn, x, y, a, b, p, n_projections, chunk_size)
+    x, y, a, b, p = _setup(fn, key, x, y, a, b, p, n_projections, chunk_size)
     loc = check_direction(fn, "location", location, x.shape[1]).astype(x.dtype)
     kappa = check_kappa(fn, kappa, x.dtype)
     thetas = sample_von_mises_fisher(key, loc, kappa, (n_projections,))
@@ -129,7 +143,7 @@ class DistributionalSlicedWassersteinResult(NamedTuple):
       value: scalar v-DSW estimate at ``location`` (differentiable in ``x, y, a, b``).
       location: ``(d,)`` unit vector, the maximizing vMF location (no gradient).
       converged: bool scalar, the ascent stopped because its next move was at most ``tol``
-        (radians), not because ``max_iter`` ran out.
+        (radians), not because ``max_iter`` ran out, at a finite objective.
       n_iters: int32 scalar, ascent steps taken (accepted or rejected).
       grad_norm: scalar, :math:`\\|\\operatorname{grad} \\log F\\|` at ``location``.
     """
@@ -220,7 +234,10 @@ def distributional_sliced_wasserstein(
 
     Raises:
       ValueError / TypeError: as :func:`vmf_sliced_wasserstein`; bad ``max_iter``,
-        ``learning_rate``, ``tol`` or ``init``.
+        ``learning_rate`` (not positive and finite), ``tol`` (negative) or ``init``.
+
+    Input domain: NaN or inf in ``x``, ``y``, ``init`` or traced weights give
+    ``converged=False`` with a non-finite ``value`` or ``grad_norm``.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -239,18 +256,14 @@ def distributional_sliced_wasserstein(
       to Generative Modeling", ICLR 2021, arXiv:2002.07367.
     """
     fn = "distributional_sliced_wasserstein"
-    x, y, a, b, p = _setup(fn, x, y, a, b, p, n_projections, chunk_size)
+    x, y, a, b, p = _setup(fn, key, x, y, a, b, p, n_projections, chunk_size)
     d, dtype = x.shape[1], x.dtype
     kappa = check_kappa(fn, kappa, dtype)
     _check_count(fn, "max_iter", max_iter)
-    if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
-        raise ValueError(
-            f"{fn}: argument `learning_rate` must be a positive number; got {learning_rate!r}"
-        )
+    check_scalar(fn, "learning_rate", learning_rate)
     if tol is None:
         tol = eps(dtype) ** 0.5
-    if not (isinstance(tol, (int, float)) and tol >= 0):
-        raise ValueError(f"{fn}: argument `tol` must be a non-negative number; got {tol!r}")
+    check_scalar(fn, "tol", tol, positive=False, allow_inf=True)
     key_init, key_dirs = jax.random.split(key)
     if init is None:
         loc0 = random_projections(key_init, 1, d, dtype)[0]
@@ -315,6 +328,7 @@ def _ascend(measures, loc0, thetas0, learning_rate, tol, *, max_iter, p, chunk_s
 
     f0, g0 = rgrad_log(loc0)
     state = (jnp.asarray(0, jnp.int32), loc0, f0, g0, learning_rate)
-    n_iters, loc, _, g, step = jax.lax.while_loop(cond, body, state)
+    n_iters, loc, f, g, step = jax.lax.while_loop(cond, body, state)
     g_norm = safe_norm(g)
-    return loc, step * g_norm <= tol, n_iters, g_norm
+    # A non-finite F (NaN or inf in the data) is never a converged answer.
+    return loc, jnp.logical_and(step * g_norm <= tol, jnp.isfinite(f)), n_iters, g_norm

@@ -53,14 +53,16 @@ def abs_pow(d: Array, p: float) -> Array:
 
 
 def root_p(s: Array, p: float) -> Array:
-    """``s ** (1/p)`` for ``s >= 0``; value and gradient 0 at ``s = 0`` (no ``inf * 0``)."""
+    """``s ** (1/p)`` for ``s >= 0``; value and gradient 0 at ``s = 0`` (no ``inf * 0``).
+
+    A NaN ``s`` stays NaN (NaN in, NaN out: a non-finite input never turns into a distance of 0).
+    """
     if p == 1.0:
         return s
-    if p == 2.0:
-        pos = s > 0
-        return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, jnp.ones_like(s))), jnp.zeros_like(s))
     pos = s > 0
-    return jnp.where(pos, jnp.where(pos, s, jnp.ones_like(s)) ** (1.0 / p), jnp.zeros_like(s))
+    safe = jnp.where(pos, s, jnp.ones_like(s))
+    root = jnp.sqrt(safe) if p == 2.0 else safe ** (1.0 / p)
+    return jnp.where(pos, root, jnp.where(jnp.isnan(s), s, jnp.zeros_like(s)))
 
 
 @functools.lru_cache(maxsize=64)
@@ -293,6 +295,10 @@ def wasserstein_1d(
       TypeError: non-floating inputs, non-real ``p``.
       ValueError: inputs not 1-D, empty, weight shapes not matching, ``p < 1``, concrete
         weights negative or not summing to one.
+
+    Input domain: NaN or inf in ``u``, ``v`` or in traced weights give a non-finite result
+    (NaN in, NaN out); traced weights that are negative or do not sum to one are used as
+    given (a finite value of no meaning).
 
     Examples:
       >>> import jax.numpy as jnp

@@ -9,7 +9,13 @@ import jax
 import jax.numpy as jnp
 
 from geomjax._core import Array, PyTree, check_option, pmean_if, vary_if
-from geomjax.curvature._tree import check_float_leaves, check_like, tree_vdot
+from geomjax.curvature._tree import (
+    check_callable,
+    check_float_leaves,
+    check_like,
+    scalar_valued,
+    tree_vdot,
+)
 
 _LIKELIHOODS = ("softmax", "gaussian")
 
@@ -64,6 +70,15 @@ def fisher_vp(
     Returns:
       ``F v``, a pytree like ``params``.
 
+    Raises:
+      TypeError: ``model_fn`` not callable or not returning one floating array, non-floating
+        leaves in ``params`` or ``v``.
+      ValueError: unknown ``likelihood``, ``v`` not shaped like ``params``, outputs without a
+        leading batch axis (and a class axis for ``"softmax"``).
+
+    Input domain: values are not checked; NaN or inf in ``params``, ``v`` or ``inputs``
+    propagate through the product (NaN in, NaN out).
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.curvature import fisher_vp
@@ -80,6 +95,7 @@ def fisher_vp(
       natural gradient descent", NeurIPS 2019 (arXiv:1905.12558).
     """
     fn = "fisher_vp"
+    check_callable(fn, "model_fn", model_fn)
     check_option(fn, "likelihood", likelihood, _LIKELIHOODS)
     check_float_leaves(fn, "params", params)
     v = check_like(fn, "v", v, "params", params)
@@ -145,6 +161,15 @@ def empirical_fisher_vp(
     Returns:
       ``F_hat v``, a pytree like ``params``.
 
+    Raises:
+      TypeError: ``per_example_loss_fn`` not callable or not returning a real floating scalar
+        (ValueError for a non-scalar), non-floating leaves in ``params`` or ``v``.
+      ValueError: ``v`` not shaped like ``params``; ``batch`` without leaves, with a scalar
+        leaf, or with leaves of different leading sizes (or size 0).
+
+    Input domain: values are not checked; NaN or inf in ``params``, ``v`` or ``batch``
+    propagate through the product (NaN in, NaN out).
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.curvature import empirical_fisher_vp
@@ -160,6 +185,7 @@ def empirical_fisher_vp(
       second-order information", NeurIPS 2021 (arXiv:2107.03356).
     """
     fn = "empirical_fisher_vp"
+    per_example_loss_fn = scalar_valued(fn, "per_example_loss_fn", per_example_loss_fn)
     check_float_leaves(fn, "params", params)
     v = check_like(fn, "v", v, "params", params)
     leaves = jax.tree.leaves(batch)

@@ -8,7 +8,7 @@ from typing import Any
 import jax
 
 from geomjax._core import Array, PyTree, pmean_if, vary_if
-from geomjax.curvature._tree import check_float_leaves, check_like
+from geomjax.curvature._tree import check_callable, check_float_leaves, check_like
 
 
 def _split_batch(fn: str, batch: Any) -> tuple[Any, Any]:
@@ -65,6 +65,15 @@ def ggn_vp(
     Returns:
       ``G v``, a pytree like ``params``.
 
+    Raises:
+      TypeError: ``model_fn`` or ``loss_fn`` not callable, non-floating leaves in ``params``,
+        ``v`` or the model outputs.
+      ValueError: ``v`` not shaped like ``params``, ``batch`` not a pair, ``loss_fn`` not
+        returning a scalar.
+
+    Input domain: values are not checked; NaN or inf in ``params``, ``v`` or the batch
+    propagate through the products (NaN in, NaN out).
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.curvature import ggn_vp
@@ -81,12 +90,15 @@ def ggn_vp(
       (arXiv:1412.1193).
     """
     fn = "ggn_vp"
+    check_callable(fn, "model_fn", model_fn)
+    check_callable(fn, "loss_fn", loss_fn)
     check_float_leaves(fn, "params", params)
     v = check_like(fn, "v", v, "params", params)
     inputs, targets = _split_batch(fn, batch)
     params, v = vary_if(params, axis_name), vary_if(v, axis_name)
 
     outputs, f_jvp = jax.linearize(lambda p: model_fn(p, inputs), params)
+    check_float_leaves(fn, "model_fn", outputs)  # the outputs are differentiated in the loss
     loss_shape = jax.eval_shape(loss_fn, outputs, targets)
     if not hasattr(loss_shape, "shape") or loss_shape.shape != ():
         raise ValueError(

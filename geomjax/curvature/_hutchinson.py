@@ -9,9 +9,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, PRNGKey, PyTree, pmean_if, rademacher_like, vary_if
+from geomjax._core import Array, PRNGKey, PyTree, check_key, pmean_if, rademacher_like, vary_if
 from geomjax.curvature._hvp import hvp
-from geomjax.curvature._tree import check_float_leaves
+from geomjax.curvature._tree import check_float_leaves, scalar_valued
 
 
 class HutchinsonDiagResult(NamedTuple):
@@ -41,6 +41,8 @@ class HutchinsonTraceResult(NamedTuple):
 
 def _check_n_samples(fn: str, n_samples: Any) -> int:
     try:
+        if isinstance(n_samples, bool):
+            raise TypeError
         n = operator.index(n_samples)
     except TypeError:
         raise TypeError(
@@ -53,6 +55,8 @@ def _check_n_samples(fn: str, n_samples: Any) -> int:
 
 
 def _hutchinson(fn, f, params, key, n_samples, args, axis_name) -> HutchinsonDiagResult:
+    f = scalar_valued(fn, "f", f)
+    check_key(fn, "key", key)
     n = _check_n_samples(fn, n_samples)
     check_float_leaves(fn, "params", params)
     local = vary_if(params, axis_name)
@@ -124,6 +128,15 @@ def hutchinson_diag(
     Returns:
       :class:`HutchinsonDiagResult` ``(diag, grad)``, two pytrees like ``params``.
 
+    Raises:
+      TypeError: ``f`` not callable or not returning a real floating scalar (ValueError for a
+        non-scalar), ``key`` not a single PRNG key, ``n_samples`` not an int, non-floating
+        leaves in ``params``.
+      ValueError: ``n_samples < 1``, ``params`` with no leaf.
+
+    Input domain: values are not checked; NaN or inf in ``params`` or ``args`` propagate
+    through the products (NaN in, NaN out).
+
     Examples:
       >>> import jax, jax.numpy as jnp
       >>> from geomjax.curvature import hutchinson_diag
@@ -175,6 +188,11 @@ def hutchinson_trace(
 
     Returns:
       :class:`HutchinsonTraceResult` ``(trace, grad)``: a scalar and a pytree like ``params``.
+
+    Raises:
+      TypeError, ValueError: as :func:`hutchinson_diag`.
+
+    Input domain: as :func:`hutchinson_diag` (NaN in, NaN out).
 
     Examples:
       >>> import jax, jax.numpy as jnp

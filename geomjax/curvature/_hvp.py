@@ -8,6 +8,7 @@ from typing import Any
 import jax
 
 from geomjax._core import Array, PyTree
+from geomjax.curvature._tree import check_float_leaves, check_like, scalar_valued
 
 
 def hvp(f: Callable[..., Array], params: PyTree, v: PyTree, *args: Any) -> tuple[PyTree, PyTree]:
@@ -29,6 +30,16 @@ def hvp(f: Callable[..., Array], params: PyTree, v: PyTree, *args: Any) -> tuple
     Returns:
       ``(grad, hv)``: two pytrees like ``params``.
 
+    Raises:
+      TypeError: ``f`` not callable or not returning a real floating scalar (ValueError for a
+        non-scalar), non-floating leaves in ``params`` or ``v``.
+      ValueError: ``v`` not of the structure and leaf shapes of ``params``, ``params`` with no
+        leaf.
+
+    Input domain: values are not checked; NaN or inf in ``params``, ``v`` or ``args``
+    propagate through ``f``'s derivatives like any arithmetic (NaN in, NaN out wherever the
+    Hessian couples them).
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.curvature import hvp
@@ -41,14 +52,8 @@ def hvp(f: Callable[..., Array], params: PyTree, v: PyTree, *args: Any) -> tuple
       B. A. Pearlmutter, "Fast exact multiplication by the Hessian", Neural Computation 6(1),
       1994.
     """
-    leaves_p, tree_p = jax.tree.flatten(params)
-    leaves_v, tree_v = jax.tree.flatten(v)
-    if tree_p != tree_v or [jax.numpy.shape(a) for a in leaves_p] != [
-        jax.numpy.shape(b) for b in leaves_v
-    ]:
-        raise ValueError(
-            "hvp: argument `v` must have the pytree structure and leaf shapes of `params`; got "
-            f"{tree_v} {[jax.numpy.shape(b) for b in leaves_v]} vs {tree_p} {[jax.numpy.shape(a) for a in leaves_p]}"
-        )
-    v = jax.tree.map(lambda p, t: jax.numpy.asarray(t, jax.numpy.result_type(p)), params, v)
+    fn = "hvp"
+    f = scalar_valued(fn, "f", f)
+    check_float_leaves(fn, "params", params)
+    v = check_like(fn, "v", v, "params", params)
     return jax.jvp(lambda p: jax.grad(f)(p, *args), (params,), (v,))

@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from geomjax._core import Array, PRNGKey, PyTree, check_option
-from geomjax.curvature._tree import check_float_leaves, check_like
+from geomjax._core import Array, PRNGKey, PyTree, check_key, check_option, check_scalar
+from geomjax.curvature._tree import check_callable, check_float_leaves, check_like
 
 
 class LanczosResult(NamedTuple):
@@ -62,6 +62,8 @@ class EigenResult(NamedTuple):
 
 def _check_int(fn: str, name: str, value: Any, low: int, high: int | None = None) -> int:
     try:
+        if isinstance(value, bool):
+            raise TypeError
         n = operator.index(value)
     except TypeError:
         raise TypeError(
@@ -75,8 +77,14 @@ def _check_int(fn: str, name: str, value: Any, low: int, high: int | None = None
 
 def _flat_operator(fn: str, mvp: Callable[[PyTree], PyTree], params_like: PyTree):
     """Flatten ``params_like``; wrap ``mvp`` as a map of flat vectors with a checked output."""
+    check_callable(fn, "mvp", mvp)
     check_float_leaves(fn, "params_like", params_like)
     flat, unravel = ravel_pytree(params_like)
+    if flat.shape[0] < 1:
+        raise ValueError(
+            f"{fn}: argument `params_like` must have at least one entry; got leaf shapes "
+            f"{[jnp.shape(a) for a in jax.tree.leaves(params_like)]}"
+        )
 
     def matvec(x: Array) -> Array:
         out = mvp(unravel(x))
@@ -167,6 +175,11 @@ def _default_tol(dtype) -> float:
     return float(jnp.finfo(dtype).eps) ** 0.5
 
 
+def _check_tol(fn: str, tol: Any) -> None:
+    if tol is not None:
+        check_scalar(fn, "tol", tol, positive=False, allow_inf=True)
+
+
 def lanczos(
     mvp: Callable[[PyTree], PyTree],
     params_like: PyTree,
@@ -218,6 +231,16 @@ def lanczos(
       :class:`LanczosResult` ``(alphas, betas, ritz_values, ritz_vectors, residuals,
       converged, n_iters, n_restarts)``.
 
+    Raises:
+      TypeError: ``mvp`` not callable, non-floating leaves in ``params_like`` or ``init``,
+        ``key`` not a single PRNG key, ``n_iter`` not an int, non-real ``tol``.
+      ValueError: ``params_like`` without entries, ``n_iter`` outside ``[1, d]``, ``mvp(v)`` or
+        ``init`` not shaped like ``params_like``, negative or NaN ``tol``.
+
+    Input domain: NaN or inf from ``mvp`` give NaN Ritz values with ``converged`` all False. The
+    operator must be symmetric: a non-symmetric one is not detected (the result is finite
+    but describes no eigenpair of it). A zero ``init`` is replaced by a random vector.
+
     Examples:
       >>> import jax, jax.numpy as jnp
       >>> from geomjax.curvature import lanczos
@@ -236,7 +259,9 @@ def lanczos(
     fn = "lanczos"
     flat, unravel, matvec = _flat_operator(fn, mvp, params_like)
     d = flat.shape[0]
+    check_key(fn, "key", key)
     m = _check_int(fn, "n_iter", n_iter, 1, d)
+    _check_tol(fn, tol)
     dtype = flat.dtype
     if init is None:
         k0, key = jax.random.split(key)
@@ -291,6 +316,12 @@ def top_eigenvalues(
       :class:`EigenResult` ``(eigenvalues (k,), eigenvectors (pytree, leading k), residuals,
       converged)``.
 
+    Raises:
+      TypeError, ValueError: as :func:`lanczos`; unknown ``which``, ``k`` outside
+        ``[1, n_iter]``.
+
+    Input domain: as :func:`lanczos` (a non-finite operator gives ``converged`` all False).
+
     Examples:
       >>> import jax, jax.numpy as jnp
       >>> from geomjax.curvature import top_eigenvalues
@@ -306,8 +337,10 @@ def top_eigenvalues(
     fn = "top_eigenvalues"
     check_option(fn, "which", which, ("largest", "smallest", "magnitude"))
     flat, _, _ = _flat_operator(fn, mvp, params_like)
+    check_key(fn, "key", key)
     m = _check_int(fn, "n_iter", n_iter, 1, flat.shape[0])
     k = _check_int(fn, "k", k, 1, m)
+    _check_tol(fn, tol)
     res = lanczos(mvp, params_like, key, m, return_vectors=True, tol=tol)
     if which == "largest":
         idx = jnp.arange(m - 1, m - 1 - k, -1)

@@ -57,8 +57,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from geomjax._core import Array, ArrayLike, PyTree, as_float_array, check_positive
+from geomjax._core import Array, ArrayLike, PyTree, as_float_array, check_scalar
 
 __all__ = ["MFACInverse"]
 
@@ -187,6 +188,10 @@ class MFACInverse:
         without blocking; padded coordinates have zero columns).
       damping: :math:`\lambda`, a scalar array.
 
+    Input domain: values are not checked; NaN or inf in the gradients or in the vectors
+    passed to the methods give NaN results (NaN in, NaN out). Vectors of the wrong shape or
+    a non-floating dtype raise ``ValueError`` / ``TypeError`` naming the argument.
+
     Examples:
       >>> import jax, jax.numpy as jnp
       >>> from geomjax.curvature._mfac import MFACInverse
@@ -223,7 +228,8 @@ class MFACInverse:
             are stacked gradients of shape ``(m, *leaf_shape)`` (then vectors passed to the
             methods are pytrees of ``leaf_shape`` leaves, flattened in ``jax.tree.leaves`` order;
             flat indices refer to that concatenation).
-          damping: :math:`\lambda > 0` (a Python float is checked statically).
+          damping: :math:`\lambda > 0`, a real scalar (checked when concrete; a traced
+            non-positive one gives results of no meaning).
           block_size: ``None`` for one window over all ``d`` coordinates, or an int ``b >= 1``
             for a block-diagonal Fisher over chunks of ``b`` coordinates.
 
@@ -231,14 +237,16 @@ class MFACInverse:
           An :class:`MFACInverse`.
 
         Raises:
-          ValueError: wrong shapes, non-positive ``damping`` or ``block_size``.
-          TypeError: non-floating gradients.
+          ValueError: wrong shapes, ``damping`` not a scalar or (when concrete) not positive
+            and finite, ``block_size`` not None or an int >= 1.
+          TypeError: non-floating gradients, non-real ``damping``.
         """
         fn = "MFACInverse.from_gradients"
         g, layout = _stacked_to_matrix(fn, grads)
-        if isinstance(damping, (int, float)):
-            check_positive(fn, "damping", damping)
-        if block_size is not None and (not isinstance(block_size, int) or block_size < 1):
+        check_scalar(fn, "damping", damping)
+        if block_size is not None and (
+            isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1
+        ):
             raise ValueError(
                 f"{fn}: argument `block_size` must be None or an int >= 1; got {block_size!r}"
             )
@@ -335,10 +343,17 @@ class MFACInverse:
 
         Args:
           weights: :math:`w`, shape ``(d,)`` (or a pytree like one gradient).
-          indices: ``k`` distinct flat coordinates, int array of shape ``(k,)`` (static ``k``).
+          indices: ``k`` distinct flat coordinates, int array of shape ``(k,)`` (static ``k``);
+            ``k = 0`` gives a zero correction.
 
         Returns:
           ``(delta_w, delta_L)``: the correction, like ``weights``, and the scalar model increase.
+
+        Raises:
+          TypeError: ``indices`` not a 1-D integer array; ``weights`` not shaped like a gradient
+            (ValueError) or non-floating.
+          ValueError: concrete ``indices`` out of ``[0, d)`` or repeated. Traced indices are
+            not checked: a repeated one gives NaN, an out-of-range one a result of no meaning.
         """
         fn = "MFACInverse.obs_update"
         w = self._blocks(fn, "weights", weights)
@@ -347,6 +362,18 @@ class MFACInverse:
             raise TypeError(
                 f"{fn}: argument `indices` must be a 1-D integer array; got {idx.dtype} {idx.shape}"
             )
+        if not isinstance(indices, jax.core.Tracer):
+            idx_np = np.asarray(indices)
+            if idx_np.size and (idx_np.min() < 0 or idx_np.max() >= self.dim):
+                raise ValueError(
+                    f"{fn}: argument `indices` must hold flat coordinates in [0, {self.dim}); "
+                    f"got {idx_np.tolist()}"
+                )
+            if np.unique(idx_np).size != idx_np.size:
+                raise ValueError(
+                    f"{fn}: argument `indices` must hold distinct coordinates; got "
+                    f"{idx_np.tolist()}"
+                )
         nb, m, b = self.factor.shape
         blk, pos = idx // b, idx % b
         qcols = self.factor[blk, :, pos]  # (k, m): column pos of block blk's Q

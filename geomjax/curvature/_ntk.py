@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike, PyTree, as_float_array, check_min_ndim, check_option
-from geomjax.curvature._tree import check_float_leaves
+from geomjax.curvature._tree import check_callable, check_float_leaves
 
 _METHODS = ("jacobian_contraction", "ntk_vector_products")
 
@@ -53,6 +53,15 @@ def empirical_ntk(
     Returns:
       ``(n1, n2, k, k)`` (``[a, b, o, o']``), or ``(n1, n2)`` with ``trace=True``.
 
+    Raises:
+      TypeError: ``f`` not callable or with non-floating outputs, non-floating ``params``
+        leaves, ``x1`` or ``x2``.
+      ValueError: unknown ``method``; ``x1``, ``x2`` not stacks of inputs of one shape with
+        ``n1, n2 >= 1``; ``f`` not returning a ``(k,)`` vector for one input.
+
+    Input domain: values are not checked; NaN or inf in ``params``, ``x1`` or ``x2`` propagate
+    to the kernel (NaN in, NaN out).
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.curvature import empirical_ntk
@@ -69,6 +78,7 @@ def empirical_ntk(
       ICML 2022 (arXiv:2206.08720).
     """
     fn = "empirical_ntk"
+    check_callable(fn, "f", f)
     check_option(fn, "method", method, _METHODS)
     check_float_leaves(fn, "params", params)
     x1 = as_float_array(fn, "x1", x1)
@@ -87,6 +97,8 @@ def empirical_ntk(
             f"of shape (k,), and `x1` must hold n1 >= 1 inputs; got "
             f"{getattr(out, 'shape', out)} with x1 of shape {x1.shape}"
         )
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise TypeError(f"{fn}: argument `f` must return real floating outputs; got {out.dtype}")
     if x2.shape[0] < 1:
         raise ValueError(f"{fn}: argument `x2` must hold n2 >= 1 inputs; got shape {x2.shape}")
     k = out.shape[0]

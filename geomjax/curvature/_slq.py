@@ -8,7 +8,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, PRNGKey, PyTree, as_float_array, check_ndim
+from geomjax._core import (
+    Array,
+    ArrayLike,
+    PRNGKey,
+    PyTree,
+    as_float_array,
+    check_key,
+    check_ndim,
+    check_scalar,
+)
 from geomjax.curvature._lanczos import _check_int, _flat_operator, _lanczos_flat, _tridiag
 
 
@@ -74,6 +83,17 @@ def slq_density(
     Returns:
       :class:`SpectralDensity` ``(density (g,), nodes (L, m), weights (L, m))``.
 
+    Raises:
+      TypeError: ``mvp`` not callable, non-floating ``params_like`` leaves or ``grid``,
+        ``key`` not a single PRNG key, ``n_iter``, ``n_probes`` not ints, non-real ``sigma``.
+      ValueError: ``params_like`` without entries, ``n_iter`` outside ``[1, d]``,
+        ``n_probes < 1``, ``grid`` not 1-D, ``sigma`` not a scalar or (when concrete) not
+        positive and finite, ``mvp(v)`` not shaped like ``params_like``.
+
+    Input domain: a NaN grid point gets a NaN density there; NaN or inf from ``mvp`` give
+    NaN nodes and density. A traced ``sigma`` is not checked (``sigma <= 0`` gives a
+    density of no meaning). ``grid`` may be empty (an empty density).
+
     Examples:
       >>> import jax, jax.numpy as jnp
       >>> from geomjax.curvature import slq_density
@@ -97,16 +117,13 @@ def slq_density(
     flat, _, matvec = _flat_operator(fn, mvp, params_like)
     d = flat.shape[0]
     dtype = flat.dtype
+    check_key(fn, "key", key)
     m = _check_int(fn, "n_iter", n_iter, 1, d)
     n_probes = _check_int(fn, "n_probes", n_probes, 1)
     grid = as_float_array(fn, "grid", grid)
     check_ndim(fn, "grid", grid, 1)
     grid = grid.astype(dtype)
-    if isinstance(sigma, (int, float)):
-        if not sigma > 0:
-            raise ValueError(f"{fn}: argument `sigma` must be positive; got {sigma!r}")
-    else:
-        check_ndim(fn, "sigma", sigma, 0)
+    check_scalar(fn, "sigma", sigma)
     sigma = jnp.asarray(sigma, dtype)
 
     def probe(k):

@@ -66,7 +66,14 @@ def solve_lyapunov(a: ArrayLike, x: ArrayLike, m: ArrayLike | None = None) -> Ar
       m: SPD matrices ``M``, shape ``(..., n, n)``, or None for the identity.
 
     Returns:
-      ``K``, shape ``(..., n, n)``.
+      ``K``, shape ``(..., n, n)``. Input domain (not checked): a NaN/inf entry in any argument,
+      or an ``m`` that is not positive definite, gives a ``K`` with no finite entry; for an
+      ``a`` that is not positive definite the equation may be singular (``mu_i + mu_j = 0``,
+      e.g. ``a = 0``), and then ``K`` is not finite either.
+
+    Raises:
+      TypeError: if an argument is not a real float array.
+      ValueError: if an argument is not ``(..., n, n)`` or the three shapes differ.
 
     Examples:
       >>> import jax.numpy as jnp

@@ -32,7 +32,10 @@ def _shifted_cholesky(a: Array) -> Array:
     of a distance get the same kind of shift, so ``d(A, A) = 0`` still holds exactly.
     """
     n = a.shape[-1]
-    shift = n * jnp.finfo(a.dtype).eps * jnp.max(jnp.diagonal(a))
+    finfo = jnp.finfo(a.dtype)
+    # Floored at the smallest normal number: the zero matrix (a valid PSD covariance, a point
+    # mass) factors as sqrt(tiny) I instead of failing (NaN); no other matrix is affected.
+    shift = jnp.maximum(n * finfo.eps * jnp.max(jnp.diagonal(a)), finfo.tiny)
     return jnp.linalg.cholesky(a + shift * jnp.eye(n, dtype=a.dtype))
 
 

@@ -14,6 +14,98 @@ import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike, PRNGKey
 
+# What each argument name of a manifold method holds (its role in the error message).
+_ROLES = {"x": "point", "y": "point", "u": "tangent", "v": "tangent", "g": "vector"}
+_NOUNS = {
+    "point": ("one point", "points"),
+    "tangent": ("one tangent vector", "tangent vectors"),
+    "vector": ("one ambient vector", "vectors"),
+}
+
+
+def check_manifold_array(fn: str, name: str, value, shape: tuple[int, ...], role: str) -> Array:
+    """Trace-time check of one point / tangent / ambient vector of a manifold method.
+
+    Requires exactly ``shape`` (no batch dimensions: batches go through ``jax.vmap``, under which
+    the per-example shape is checked) and a real floating dtype.
+
+    Raises:
+      ValueError: wrong shape, naming the argument and the expected shape.
+      TypeError: not an array, or an integer, boolean or complex dtype.
+    """
+    one, many = _NOUNS[role]
+    try:
+        arr = jnp.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"{fn}: argument `{name}` must be {one}, an array of shape {tuple(shape)}; "
+            f"got {type(value).__name__} ({err})"
+        ) from None
+    if arr.shape != tuple(shape):
+        raise ValueError(
+            f"{fn}: argument `{name}` must be {one} of shape {tuple(shape)}; got shape "
+            f"{arr.shape}. For a batch of {many} use jax.vmap."
+        )
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        raise TypeError(
+            f"{fn}: argument `{name}` must have a real floating dtype (float32 or float64); "
+            f"got {arr.dtype}"
+        )
+    return arr
+
+
+def check_time(fn: str, t: ArrayLike, name: str = "t") -> Array:
+    """A real scalar time (int or float; one time per call, batch with ``jax.vmap``)."""
+    arr = jnp.asarray(t)
+    if arr.shape != ():
+        raise ValueError(
+            f"{fn}: argument `{name}` must be a scalar (shape ()); got shape {arr.shape}. "
+            "For several times use jax.vmap."
+        )
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+        raise TypeError(f"{fn}: argument `{name}` must be a real number; got dtype {arr.dtype}")
+    return arr
+
+
+def check_key(fn: str, key, name: str = "key"):
+    """One PRNG key: a typed key of shape ``()`` (``jax.random.key``) or a raw ``uint32`` key of
+    shape ``(2,)``/``(4,)`` (``jax.random.PRNGKey``). Batches of keys go through ``jax.vmap``.
+
+    Raises:
+      TypeError: not a key (no key or uint32 dtype).
+      ValueError: a key array of the wrong shape (e.g. a batch of keys).
+    """
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        ok, want = jnp.shape(key) == (), "shape ()"
+    elif dtype == jnp.uint32:
+        ok, want = jnp.shape(key) in ((2,), (4,)), "shape (2,) for a raw uint32 key"
+    else:
+        got = f"dtype {dtype}" if dtype is not None else type(key).__name__
+        raise TypeError(
+            f"{fn}: argument `{name}` must be a PRNG key (jax.random.key(seed)); got {got}"
+        )
+    if not ok:
+        raise ValueError(
+            f"{fn}: argument `{name}` must be one PRNG key ({want}); got shape "
+            f"{jnp.shape(key)}. For a batch of keys use jax.vmap."
+        )
+    return key
+
+
+def check_float_dtype(fn: str, dtype, name: str = "dtype"):
+    """A real floating dtype (float32, float64, ...)."""
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(
+            f"{fn}: argument `{name}` must be a real floating dtype (e.g. jnp.float32); "
+            f"got {dtype!r}"
+        )
+    return dtype
+
 
 class Manifold:
     """Base class: subclasses implement the abstract methods; defaults cover the rest.
@@ -26,7 +118,38 @@ class Manifold:
     with the induced metric), ``retr`` (= ``exp``), ``dist`` (= ``norm(x, log(x, y))``),
     ``geodesic`` (= ``exp(x, t log(x, y))``), ``random_tangent`` (projected Gaussian),
     ``check_tangent`` (distance of ``u`` from ``proj(x, u)``), ``projx`` (identity).
+
+    Every public method checks its arguments at trace time (``_args``): a point, tangent or
+    ambient vector whose shape is not ``point_shape`` / ``tangent_shape`` (a batch included)
+    raises ``ValueError`` naming the argument and the expected shape, an integer, boolean or
+    complex one ``TypeError``. Batches go through ``jax.vmap``, under which the per-example
+    shape is what is checked. Subclasses call ``self._args(method, x=x, u=u, ...)`` at the top
+    of each method they override.
     """
+
+    # -- argument checks (trace time) --------------------------------------------------------
+    def _validate(self, fn: str, name: str, value, role: str):
+        """Check one argument of role ``"point"``, ``"tangent"`` or ``"vector"``; return it as an
+        array (:class:`~geomjax.manifolds.Product` overrides this to check tuples factor-wise)."""
+        shape = self.point_shape if role == "point" else self.tangent_shape
+        return check_manifold_array(fn, name, value, shape, role)
+
+    def _arg_tuple(self, method: str, **named) -> tuple:
+        """Check the named arguments of ``method`` (roles from the names: ``x``, ``y`` points,
+        ``u``, ``v`` tangents, ``g`` and the ``u`` of ``proj`` ambient vectors); return them as
+        arrays, in order."""
+        fn = f"{type(self).__name__}.{method}"
+        return tuple(
+            self._validate(
+                fn, name, value, "vector" if method == "proj" and name == "u" else _ROLES[name]
+            )
+            for name, value in named.items()
+        )
+
+    def _args(self, method: str, **named):
+        """:meth:`_arg_tuple`, with a single argument returned as itself (not a 1-tuple)."""
+        out = self._arg_tuple(method, **named)
+        return out[0] if len(out) == 1 else out
 
     # -- shape -----------------------------------------------------------------------------
     @property
@@ -44,6 +167,7 @@ class Manifold:
 
     def norm(self, x: ArrayLike, u: ArrayLike) -> Array:
         """``sqrt(<u, u>_x)``, with a zero (not NaN) derivative at ``u = 0``."""
+        x, u = self._args("norm", x=x, u=u)
         sq = self.inner(x, u, u)
         is_zero = sq <= 0
         safe = jnp.where(is_zero, jnp.ones_like(sq), sq)
@@ -55,6 +179,7 @@ class Manifold:
 
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
         """Riemannian gradient from the Euclidean gradient ``g`` of an ambient extension."""
+        x, g = self._args("egrad_to_rgrad", x=x, g=g)
         return self.proj(x, g)
 
     # -- geodesics -------------------------------------------------------------------------
@@ -68,6 +193,7 @@ class Manifold:
 
     def retr(self, x: ArrayLike, u: ArrayLike) -> Array:
         """A retraction: agrees with ``exp`` to first order."""
+        x, u = self._args("retr", x=x, u=u)
         return self.exp(x, u)
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
@@ -76,11 +202,14 @@ class Manifold:
 
     def dist(self, x: ArrayLike, y: ArrayLike) -> Array:
         """Geodesic distance."""
+        x, y = self._args("dist", x=x, y=y)
         return self.norm(x, self.log(x, y))
 
     def geodesic(self, x: ArrayLike, y: ArrayLike, t: ArrayLike) -> Array:
         """Point at time ``t`` on the geodesic from ``x`` (t = 0) to ``y`` (t = 1)."""
-        return self.exp(x, jnp.asarray(t) * self.log(x, y))
+        x, y = self._args("geodesic", x=x, y=y)
+        t = check_time(f"{type(self).__name__}.geodesic", t)
+        return self.exp(x, t * self.log(x, y))
 
     # -- sampling and checks ---------------------------------------------------------------
     def random_point(self, key: PRNGKey, dtype=jnp.float32) -> Array:
@@ -89,7 +218,8 @@ class Manifold:
 
     def random_tangent(self, key: PRNGKey, x: ArrayLike) -> Array:
         """A random tangent vector at ``x``: a standard Gaussian projected to the tangent space."""
-        x = jnp.asarray(x)
+        check_key(f"{type(self).__name__}.random_tangent", key)
+        x = self._args("random_tangent", x=x)
         return self.proj(x, jax.random.normal(key, self.tangent_shape, x.dtype))
 
     def check_point(self, x: ArrayLike) -> Array:
@@ -98,9 +228,9 @@ class Manifold:
 
     def check_tangent(self, x: ArrayLike, u: ArrayLike) -> Array:
         """Residual (>= 0) of ``u`` being tangent at ``x``: ``max|u - proj(x, u)|``."""
-        u = jnp.asarray(u)
+        x, u = self._args("check_tangent", x=x, u=u)
         return jnp.max(jnp.abs(u - self.proj(x, u)))
 
     def projx(self, x: ArrayLike) -> Array:
         """Nearest point on the manifold to an ambient ``x`` (identity if unconstrained)."""
-        return jnp.asarray(x)
+        return self._args("projx", x=x)

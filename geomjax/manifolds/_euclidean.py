@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike, PRNGKey
-from geomjax.manifolds._base import Manifold
+from geomjax.manifolds._base import Manifold, check_float_dtype, check_key
 
 
 @jax.tree_util.register_dataclass
@@ -46,24 +46,31 @@ class Euclidean(Manifold):
         return math.prod(self.shape)
 
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
+        x, u, v = self._args("inner", x=x, u=u, v=v)
         return jnp.sum(jnp.asarray(u) * jnp.asarray(v))
 
     def proj(self, x: ArrayLike, u: ArrayLike) -> Array:
+        x, u = self._args("proj", x=x, u=u)
         return jnp.asarray(u)
 
     def exp(self, x: ArrayLike, u: ArrayLike) -> Array:
+        x, u = self._args("exp", x=x, u=u)
         return jnp.asarray(x) + jnp.asarray(u)
 
     def log(self, x: ArrayLike, y: ArrayLike) -> Array:
+        x, y = self._args("log", x=x, y=y)
         return jnp.asarray(y) - jnp.asarray(x)
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
+        x, y, u = self._args("transp", x=x, y=y, u=u)
         return jnp.asarray(u)
 
     def random_point(self, key: PRNGKey, dtype=jnp.float32) -> Array:
         """Standard Gaussian point."""
+        check_key("Euclidean.random_point", key)
+        check_float_dtype("Euclidean.random_point", dtype)
         return jax.random.normal(key, self.shape, dtype)
 
     def check_point(self, x: ArrayLike) -> Array:
-        x = jnp.asarray(x)
-        return jnp.zeros((), x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
+        x = self._args("check_point", x=x)
+        return jnp.zeros((), x.dtype)

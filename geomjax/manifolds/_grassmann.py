@@ -19,13 +19,12 @@ from geomjax._core import (
     Array,
     ArrayLike,
     PRNGKey,
-    as_float_array_of_shape,
     eps,
     taylor_threshold,
     where_small,
 )
 from geomjax.linalg import invsqrtm, spectral_fn
-from geomjax.manifolds._base import Manifold
+from geomjax.manifolds._base import Manifold, check_float_dtype, check_key
 from geomjax.manifolds._stiefel import _check_size, _qr_sign_fixed, _sym
 
 # -- scalar functions of lam = s^2, analytic at 0 (Taylor branch below eps ** (1 / order)) ---------
@@ -185,7 +184,7 @@ class Grassmann(Manifold):
         return self.p * (self.n - self.p)
 
     def _arr(self, fn: str, name: str, a: ArrayLike) -> Array:
-        return as_float_array_of_shape(f"Grassmann.{fn}", name, a, (self.n, self.p))
+        return self._args(fn, **{name: a})
 
     # -- metric ----------------------------------------------------------------------------
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
@@ -318,6 +317,7 @@ class Grassmann(Manifold):
         Returns:
           Scalar distance.
         """
+        x, y = self._args("dist", x=x, y=y)
         sq = self.sqdist(x, y)
         # Below the rounding level of G (entries ~ eps) the distance is noise: return exactly 0
         # there, with a zero gradient instead of a unit-size one in a random direction.
@@ -375,6 +375,8 @@ class Grassmann(Manifold):
     # -- sampling and checks ---------------------------------------------------------------
     def random_point(self, key: PRNGKey, dtype=jnp.float32) -> Array:
         """Uniform (Haar) subspace: sign-fixed Q factor of an ``n x p`` Gaussian matrix."""
+        check_key("Grassmann.random_point", key)
+        check_float_dtype("Grassmann.random_point", dtype)
         return _qr_sign_fixed(jax.random.normal(key, (self.n, self.p), dtype))
 
     def check_point(self, x: ArrayLike) -> Array:

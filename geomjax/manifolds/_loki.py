@@ -26,13 +26,19 @@ def _distance_matrix(fn: str, probs: Array, labels, metric, candidates) -> Array
         return dist
     if not isinstance(metric, Manifold):
         raise TypeError(f"{fn}: argument `metric` must be a Manifold or None; got {metric!r}")
-    points = jnp.asarray(labels)
-    if points.ndim < 1 or points.shape[0] != k:
+    points = as_float_array(fn, "label_points_or_distances", labels)
+    pshape = tuple(metric.point_shape)
+    if not all(isinstance(s, int) for s in pshape):
+        raise TypeError(
+            f"{fn}: argument `metric` must have array points (a Product manifold's tuple points "
+            f"are not supported); got {type(metric).__name__}"
+        )
+    if points.shape != (k, *pshape):
         raise ValueError(
             f"{fn}: with `metric`, argument `label_points_or_distances` must be a stack of {k} label "
-            f"points, shape ({k}, ...); got shape {points.shape}"
+            f"points of {type(metric).__name__}, shape {(k, *pshape)}; got shape {points.shape}"
         )
-    cands = points if candidates is None else jnp.asarray(candidates)
+    cands = points if candidates is None else as_float_array(fn, "candidates", candidates)
     if cands.ndim != points.ndim or cands.shape[1:] != points.shape[1:] or cands.shape[0] < 1:
         raise ValueError(
             f"{fn}: argument `candidates` must be a stack of points shaped like the labels, "

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike, PRNGKey, series_in_square
-from geomjax.manifolds._base import Manifold
+from geomjax.manifolds._base import Manifold, check_float_dtype, check_key
 from geomjax.manifolds._poincare import _asinhc_sq, _check_curvature, _check_dim, _sigma_floor
 
 
@@ -150,23 +150,26 @@ class Lorentz(Manifold):
 
     def origin(self, dtype=jnp.float32) -> Array:
         """The base point ``(1/sqrt(c), 0, ..., 0)``."""
+        check_float_dtype("Lorentz.origin", dtype)
         c = jnp.asarray(self.c, dtype)
         return jnp.zeros(self.point_shape, dtype).at[0].set(1.0 / jnp.sqrt(c))
 
     # -- metric ----------------------------------------------------------------------------
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
+        x, u, v = self._args("inner", x=x, u=u, v=v)
         return minkowski_inner(u, v)
 
     def norm(self, x: ArrayLike, u: ArrayLike) -> Array:
+        x, u = self._args("norm", x=x, u=u)
         return _safe_sqrt(minkowski_inner(u, u))
 
     def proj(self, x: ArrayLike, u: ArrayLike) -> Array:
-        x, u = jnp.asarray(x), jnp.asarray(u)
+        x, u = self._args("proj", x=x, u=u)
         return u + self._c(x) * minkowski_inner(x, u) * x
 
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
         """``proj(x, J g)`` with ``J = diag(-1, 1, ..., 1)`` (the inverse Minkowski metric)."""
-        g = jnp.asarray(g)
+        x, g = self._args("egrad_to_rgrad", x=x, g=g)
         return self.proj(x, g.at[0].multiply(-1.0))
 
     # -- geodesics -------------------------------------------------------------------------
@@ -180,7 +183,7 @@ class Lorentz(Manifold):
         Returns:
           Point, shape ``(dim + 1,)``.
         """
-        x, u = jnp.asarray(x), jnp.asarray(u)
+        x, u = self._args("exp", x=x, u=u)
         s = self._c(x) * jnp.maximum(minkowski_inner(u, u), 0.0)
         return self.projx(_cosh_sq(s) * x + _sinhc_sq(s) * u)
 
@@ -193,7 +196,7 @@ class Lorentz(Manifold):
         Returns:
           Tangent vector at ``x``, shape ``(dim + 1,)``.
         """
-        x, y = jnp.asarray(x), jnp.asarray(y)
+        x, y = self._args("log", x=x, y=y)
         c = self._c(x)
         d = y - x
         a = 0.25 * c * jnp.maximum(minkowski_inner(d, d), 0.0)  # sinh^2(sqrt(c) dist / 2)
@@ -201,14 +204,14 @@ class Lorentz(Manifold):
 
     def dist(self, x: ArrayLike, y: ArrayLike) -> Array:
         """``sqrt(q) asinhc(c q / 4)`` with ``q = <y - x, y - x>_L``."""
-        x, y = jnp.asarray(x), jnp.asarray(y)
+        x, y = self._args("dist", x=x, y=y)
         d = y - x
         q = minkowski_inner(d, d)
         return _safe_sqrt(q) * _asinhc_sq(0.25 * self._c(x) * jnp.maximum(q, 0.0))
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
         """Parallel transport along the geodesic; ``1 - c<x, y>_L = 2 + c q / 2 >= 2``."""
-        x, y, u = jnp.asarray(x), jnp.asarray(y), jnp.asarray(u)
+        x, y, u = self._args("transp", x=x, y=y, u=u)
         c = self._c(x)
         d = y - x
         den = 2.0 + 0.5 * c * jnp.maximum(minkowski_inner(d, d), 0.0)
@@ -221,17 +224,19 @@ class Lorentz(Manifold):
         The geodesic distance to the origin is ``scale * |g|``; mapped by
         :func:`lorentz_to_poincare` it is ``PoincareBall.random_point`` with the same key.
         """
+        check_key("Lorentz.random_point", key)
+        check_float_dtype("Lorentz.random_point", dtype)
         g = jax.random.normal(key, (self.dim,), dtype)
         u = jnp.concatenate([jnp.zeros((1,), dtype), scale * g])
         return self.exp(self.origin(dtype), u)
 
     def check_point(self, x: ArrayLike) -> Array:
         """``|c <x, x>_L + 1| + max(0, -x_0)``."""
-        x = jnp.asarray(x)
+        x = self._args("check_point", x=x)
         return jnp.abs(self._c(x) * minkowski_inner(x, x) + 1.0) + jnp.maximum(-x[0], 0.0)
 
     def projx(self, x: ArrayLike) -> Array:
         """Keep the spatial part, set ``x_0 = sqrt(1/c + |x_{1:}|^2)``."""
-        x = jnp.asarray(x)
+        x = self._args("projx", x=x)
         x0 = jnp.sqrt(1.0 / self._c(x) + jnp.sum(x[1:] * x[1:]))
         return x.at[0].set(x0)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from geomjax._core import Array, ArrayLike, PRNGKey, eps, safe_norm, series_in_square
-from geomjax.manifolds._base import Manifold
+from geomjax.manifolds._base import Manifold, check_float_dtype, check_key
 
 # -- even functions of sqrt(s), Taylor-safe in s = (argument)^2 -----------------------------
 
@@ -279,20 +279,21 @@ class PoincareBall(Manifold):
 
     # -- metric ----------------------------------------------------------------------------
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
-        x = jnp.asarray(x)
+        x, u, v = self._args("inner", x=x, u=u, v=v)
         lam = 2.0 / _sigma(x, self._c(x))
         return lam * lam * jnp.sum(jnp.asarray(u) * jnp.asarray(v))
 
     def norm(self, x: ArrayLike, u: ArrayLike) -> Array:
-        x = jnp.asarray(x)
+        x, u = self._args("norm", x=x, u=u)
         return 2.0 / _sigma(x, self._c(x)) * safe_norm(u)
 
     def proj(self, x: ArrayLike, u: ArrayLike) -> Array:
-        return jnp.asarray(u)
+        x, u = self._args("proj", x=x, u=u)
+        return u
 
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
         """``g / lambda_x^2``."""
-        x = jnp.asarray(x)
+        x, g = self._args("egrad_to_rgrad", x=x, g=g)
         s = _sigma(x, self._c(x))
         return 0.25 * s * s * jnp.asarray(g)
 
@@ -307,7 +308,7 @@ class PoincareBall(Manifold):
         Returns:
           Point, shape ``(dim,)``.
         """
-        x, u = jnp.asarray(x), jnp.asarray(u)
+        x, u = self._args("exp", x=x, u=u)
         c = self._c(x)
         sx = _sigma(x, c)
         z2 = c * jnp.sum(u * u) / (sx * sx)  # (sqrt(c) lambda_x |u| / 2)^2
@@ -328,7 +329,7 @@ class PoincareBall(Manifold):
           Tangent vector at ``x``, shape ``(dim,)``; zero (with identity derivative in ``y``)
           at ``y = x``.
         """
-        x, y = jnp.asarray(x), jnp.asarray(y)
+        x, y = self._args("log", x=x, y=y)
         c = self._c(x)
         sx, sy = _sigma(x, c), _sigma(y, c)
         d = y - x
@@ -338,7 +339,7 @@ class PoincareBall(Manifold):
 
     def dist(self, x: ArrayLike, y: ArrayLike) -> Array:
         """``(2 / sqrt c) asinh(sqrt(delta))``, ``delta = c|x - y|^2 / (sigma_x sigma_y)``."""
-        x, y = jnp.asarray(x), jnp.asarray(y)
+        x, y = self._args("dist", x=x, y=y)
         c = self._c(x)
         sx, sy = _sigma(x, c), _sigma(y, c)
         d = y - x
@@ -347,7 +348,8 @@ class PoincareBall(Manifold):
 
     def retr(self, x: ArrayLike, u: ArrayLike) -> Array:
         """First-order retraction ``projx(x + u)``."""
-        return self.projx(jnp.asarray(x) + jnp.asarray(u))
+        x, u = self._args("retr", x=x, u=u)
+        return self.projx(x + u)
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
         r"""Parallel transport along the geodesic, :math:`(\sigma_y/\sigma_x)\operatorname{gyr}[y, -x]u`.
@@ -364,7 +366,7 @@ class PoincareBall(Manifold):
                 + 2c^2\langle x, d\rangle\langle x, u\rangle,\quad
             A - B = c\sigma_x\langle d, u\rangle - c^2\|d\|^2\langle x, u\rangle.
         """
-        x, y, u = jnp.asarray(x), jnp.asarray(y), jnp.asarray(u)
+        x, y, u = self._args("transp", x=x, y=y, u=u)
         c = self._c(x)
         sx, sy = _sigma(x, c), _sigma(y, c)
         d = y - x
@@ -382,6 +384,8 @@ class PoincareBall(Manifold):
         The geodesic distance to the origin is ``scale * |g|`` for a standard Gaussian ``g``
         (``lambda_0 = 2``), the same law as ``Lorentz.random_point`` with the same key.
         """
+        check_key("PoincareBall.random_point", key)
+        check_float_dtype("PoincareBall.random_point", dtype)
         g = jax.random.normal(key, self.point_shape, dtype)
         v = 0.5 * scale * g
         c = self._c(g)
@@ -389,13 +393,13 @@ class PoincareBall(Manifold):
 
     def check_point(self, x: ArrayLike) -> Array:
         """``max(0, sqrt(c)|x| - (1 - m))`` with ``m = boundary_margin(dtype)``."""
-        x = jnp.asarray(x)
+        x = self._args("check_point", x=x)
         c = self._c(x)
         return jnp.maximum(jnp.sqrt(c) * safe_norm(x) - (1.0 - boundary_margin(x.dtype)), 0.0)
 
     def projx(self, x: ArrayLike) -> Array:
         """Rescale ``x`` onto radius ``(1 - m)/sqrt(c)`` if outside (``m = boundary_margin``)."""
-        x = jnp.asarray(x)
+        x = self._args("projx", x=x)
         c = self._c(x)
         r = safe_norm(x)
         rmax = (1.0 - boundary_margin(x.dtype)) / jnp.sqrt(c)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike, PRNGKey, PyTree
-from geomjax.manifolds._base import Manifold
+from geomjax.manifolds._base import Manifold, check_float_dtype, check_key, check_time
 
 
 @jax.tree_util.register_dataclass
@@ -80,7 +80,7 @@ class Product(Manifold):
         object.__setattr__(self, "manifolds", ms)
 
     # -- helpers -----------------------------------------------------------------------------
-    def _parts(self, name: str, x) -> tuple:
+    def _parts(self, fn: str, name: str, x) -> tuple:
         """Check that ``x`` is a tuple/list with one entry per factor; return it as a tuple."""
         k = len(self.manifolds)
         if not isinstance(x, (tuple, list)) or len(x) != k:
@@ -90,14 +90,23 @@ class Product(Manifold):
                 else (f"{type(x).__name__} with shape {jnp.shape(x)}")
             )
             raise ValueError(
-                f"Product: argument `{name}` must be a tuple with one entry per factor "
+                f"{fn}: argument `{name}` must be a tuple with one entry per factor "
                 f"({k} factors); got {got}"
             )
         return tuple(x)
 
-    def _map(self, fn, *named: tuple[str, PyTree]) -> tuple:
+    def _validate(self, fn: str, name: str, value, role: str) -> tuple:
+        """Factor-wise check: a tuple with one entry per factor, entry ``i`` (named
+        ``name[i]``) checked by factor ``i``."""
+        parts = self._parts(fn, name, value)
+        return tuple(
+            m._validate(fn, f"{name}[{i}]", p, role)
+            for i, (m, p) in enumerate(zip(self.manifolds, parts))
+        )
+
+    def _map(self, method: str, fn, *named: tuple[str, PyTree]) -> tuple:
         """``tuple(fn(m_i, a_i, b_i, ...))`` over the factors, with the arguments checked."""
-        parts = [self._parts(name, value) for name, value in named]
+        parts = self._arg_tuple(method, **dict(named))
         return tuple(fn(m, *args) for m, *args in zip(self.manifolds, *parts))
 
     # -- shape -------------------------------------------------------------------------------
@@ -119,62 +128,77 @@ class Product(Manifold):
     # -- metric ------------------------------------------------------------------------------
     def inner(self, x: PyTree, u: PyTree, v: PyTree) -> Array:
         """Sum of the factors' inner products; returns a scalar."""
-        terms = self._map(lambda m, xi, ui, vi: m.inner(xi, ui, vi), ("x", x), ("u", u), ("v", v))
+        terms = self._map(
+            "inner", lambda m, xi, ui, vi: m.inner(xi, ui, vi), ("x", x), ("u", u), ("v", v)
+        )
         return sum(terms[1:], terms[0])
 
     def proj(self, x: PyTree, u: PyTree) -> tuple:
-        return self._map(lambda m, xi, ui: m.proj(xi, ui), ("x", x), ("u", u))
+        return self._map("proj", lambda m, xi, ui: m.proj(xi, ui), ("x", x), ("u", u))
 
     def egrad_to_rgrad(self, x: PyTree, g: PyTree) -> tuple:
-        return self._map(lambda m, xi, gi: m.egrad_to_rgrad(xi, gi), ("x", x), ("g", g))
+        return self._map(
+            "egrad_to_rgrad", lambda m, xi, gi: m.egrad_to_rgrad(xi, gi), ("x", x), ("g", g)
+        )
 
     # -- geodesics ---------------------------------------------------------------------------
     def exp(self, x: PyTree, u: PyTree) -> tuple:
-        return self._map(lambda m, xi, ui: m.exp(xi, ui), ("x", x), ("u", u))
+        return self._map("exp", lambda m, xi, ui: m.exp(xi, ui), ("x", x), ("u", u))
 
     def log(self, x: PyTree, y: PyTree) -> tuple:
-        return self._map(lambda m, xi, yi: m.log(xi, yi), ("x", x), ("y", y))
+        return self._map("log", lambda m, xi, yi: m.log(xi, yi), ("x", x), ("y", y))
 
     def retr(self, x: PyTree, u: PyTree) -> tuple:
-        return self._map(lambda m, xi, ui: m.retr(xi, ui), ("x", x), ("u", u))
+        return self._map("retr", lambda m, xi, ui: m.retr(xi, ui), ("x", x), ("u", u))
 
     def transp(self, x: PyTree, y: PyTree, u: PyTree) -> tuple:
-        return self._map(lambda m, xi, yi, ui: m.transp(xi, yi, ui), ("x", x), ("y", y), ("u", u))
+        return self._map(
+            "transp", lambda m, xi, yi, ui: m.transp(xi, yi, ui), ("x", x), ("y", y), ("u", u)
+        )
 
     def dist(self, x: PyTree, y: PyTree) -> Array:
         r"""``sqrt(sum_i d_i(x_i, y_i)^2)``, with a zero (not NaN) derivative at ``x = y``."""
-        ds = self._map(lambda m, xi, yi: m.dist(xi, yi), ("x", x), ("y", y))
+        ds = self._map("dist", lambda m, xi, yi: m.dist(xi, yi), ("x", x), ("y", y))
         sq = sum((d * d for d in ds[1:]), ds[0] * ds[0])
         is_zero = sq <= 0
         safe = jnp.where(is_zero, jnp.ones_like(sq), sq)
         return jnp.where(is_zero, jnp.zeros_like(sq), jnp.sqrt(safe))
 
     def geodesic(self, x: PyTree, y: PyTree, t: ArrayLike) -> tuple:
-        return self._map(lambda m, xi, yi: m.geodesic(xi, yi, t), ("x", x), ("y", y))
+        t = check_time("Product.geodesic", t)
+        return self._map("geodesic", lambda m, xi, yi: m.geodesic(xi, yi, t), ("x", x), ("y", y))
 
     # -- sampling and checks -----------------------------------------------------------------
     def random_point(self, key: PRNGKey, dtype=jnp.float32) -> tuple:
         """Tuple of independent random points of the factors (one split key per factor)."""
+        check_key("Product.random_point", key)
+        check_float_dtype("Product.random_point", dtype)
         keys = jax.random.split(key, len(self.manifolds))
         return tuple(m.random_point(k, dtype) for m, k in zip(self.manifolds, keys))
 
     def random_tangent(self, key: PRNGKey, x: PyTree) -> tuple:
         """Tuple of the factors' random tangent vectors (one split key per factor)."""
-        parts = self._parts("x", x)
+        check_key("Product.random_tangent", key)
+        parts = self._args("random_tangent", x=x)
         keys = jax.random.split(key, len(self.manifolds))
         return tuple(m.random_tangent(k, xi) for m, k, xi in zip(self.manifolds, keys, parts))
 
     def check_point(self, x: PyTree) -> Array:
         """Largest of the factors' residuals."""
-        res = self._map(lambda m, xi: jnp.asarray(m.check_point(xi)), ("x", x))
+        res = self._map("check_point", lambda m, xi: jnp.asarray(m.check_point(xi)), ("x", x))
         dtype = jnp.result_type(*res)
         return jnp.max(jnp.stack([r.astype(dtype) for r in res]))
 
     def check_tangent(self, x: PyTree, u: PyTree) -> Array:
         """Largest of the factors' tangent residuals."""
-        res = self._map(lambda m, xi, ui: jnp.asarray(m.check_tangent(xi, ui)), ("x", x), ("u", u))
+        res = self._map(
+            "check_tangent",
+            lambda m, xi, ui: jnp.asarray(m.check_tangent(xi, ui)),
+            ("x", x),
+            ("u", u),
+        )
         dtype = jnp.result_type(*res)
         return jnp.max(jnp.stack([r.astype(dtype) for r in res]))
 
     def projx(self, x: PyTree) -> tuple:
-        return self._map(lambda m, xi: m.projx(xi), ("x", x))
+        return self._map("projx", lambda m, xi: m.projx(xi), ("x", x))

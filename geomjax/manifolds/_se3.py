@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike, PRNGKey, safe_norm
-from geomjax.manifolds._base import Manifold
+from geomjax.manifolds._base import Manifold, check_float_dtype, check_key, check_time
 from geomjax.manifolds._so3 import (
     SO3,
     _arr,
@@ -185,51 +185,42 @@ class SE3(Manifold):
 
     # metric
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
-        u = _arr("SE3.inner", "u", u, (4, 4))
-        v = _arr("SE3.inner", "v", v, (4, 4))
+        x, u, v = self._args("inner", x=x, u=u, v=v)
         return 0.5 * jnp.sum(u[:3, :3] * v[:3, :3]) + jnp.dot(u[:3, 3], v[:3, 3])
 
     def proj(self, x: ArrayLike, u: ArrayLike) -> Array:
         """``[[R skew(R^T u_R), u_t], [0, 0]]``: orthogonal projection onto the tangent space."""
-        x = _arr("SE3.proj", "x", x, (4, 4))
-        u = _arr("SE3.proj", "u", u, (4, 4))
+        x, u = self._args("proj", x=x, u=u)
         return _tangent(_SO3.proj(x[:3, :3], u[:3, :3]), u[:3, 3])
 
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
         """``[[2 R skew(R^T g_R), g_t], [0, 0]]`` (the 2 undoes the 1/2 in the rotation metric)."""
-        x = _arr("SE3.egrad_to_rgrad", "x", x, (4, 4))
-        g = _arr("SE3.egrad_to_rgrad", "g", g, (4, 4))
+        x, g = self._args("egrad_to_rgrad", x=x, g=g)
         return _tangent(_SO3.egrad_to_rgrad(x[:3, :3], g[:3, :3]), g[:3, 3])
 
     # geodesics
     def exp(self, x: ArrayLike, u: ArrayLike) -> Array:
-        x = _arr("SE3.exp", "x", x, (4, 4))
-        u = _arr("SE3.exp", "u", u, (4, 4))
+        x, u = self._args("exp", x=x, u=u)
         return _assemble(_SO3.exp(x[:3, :3], u[:3, :3]), x[:3, 3] + u[:3, 3])
 
     def log(self, x: ArrayLike, y: ArrayLike) -> Array:
-        x = _arr("SE3.log", "x", x, (4, 4))
-        y = _arr("SE3.log", "y", y, (4, 4))
+        x, y = self._args("log", x=x, y=y)
         return _tangent(_SO3.log(x[:3, :3], y[:3, :3]), y[:3, 3] - x[:3, 3])
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
         """SO(3) parallel transport on the rotation block; the translation block is unchanged."""
-        x = _arr("SE3.transp", "x", x, (4, 4))
-        y = _arr("SE3.transp", "y", y, (4, 4))
-        u = _arr("SE3.transp", "u", u, (4, 4))
+        x, y, u = self._args("transp", x=x, y=y, u=u)
         return _tangent(_SO3.transp(x[:3, :3], y[:3, :3], u[:3, :3]), u[:3, 3])
 
     def dist(self, x: ArrayLike, y: ArrayLike) -> Array:
         """``sqrt(angle(R1^T R2)^2 + |t2 - t1|^2)``, with finite gradients at ``x == y``."""
-        x = _arr("SE3.dist", "x", x, (4, 4))
-        y = _arr("SE3.dist", "y", y, (4, 4))
+        x, y = self._args("dist", x=x, y=y)
         theta = rotation_angle(x[:3, :3].T @ y[:3, :3])
         return safe_norm(jnp.concatenate([theta[None], y[:3, 3] - x[:3, 3]]))
 
     def geodesic(self, x: ArrayLike, y: ArrayLike, t: ArrayLike) -> Array:
-        x = _arr("SE3.geodesic", "x", x, (4, 4))
-        y = _arr("SE3.geodesic", "y", y, (4, 4))
-        t = jnp.asarray(t, x.dtype)
+        x, y = self._args("geodesic", x=x, y=y)
+        t = jnp.asarray(check_time("SE3.geodesic", t), x.dtype)
         return _assemble(
             _SO3.geodesic(x[:3, :3], y[:3, :3], t), x[:3, 3] + t * (y[:3, 3] - x[:3, 3])
         )
@@ -237,37 +228,41 @@ class SE3(Manifold):
     # sampling, checks
     def random_point(self, key: PRNGKey, dtype=jnp.float32) -> Array:
         """Haar rotation (see ``SO3.random_point``) and a standard Gaussian translation."""
+        check_key("SE3.random_point", key)
+        check_float_dtype("SE3.random_point", dtype)
         k_r, k_t = jax.random.split(key)
         return _assemble(_SO3.random_point(k_r, dtype), jax.random.normal(k_t, (3,), dtype))
 
     def check_point(self, x: ArrayLike) -> Array:
         """SO(3) residual of the rotation block plus ``max|bottom row - (0, 0, 0, 1)|``."""
-        x = _arr("SE3.check_point", "x", x, (4, 4))
+        x = self._args("check_point", x=x)
         bottom = jnp.array([0.0, 0.0, 0.0, 1.0], x.dtype)
         return _SO3.check_point(x[:3, :3]) + jnp.max(jnp.abs(x[3] - bottom))
 
     def projx(self, x: ArrayLike) -> Array:
         """Nearest rotation for the ``3 x 3`` block (SVD), translation kept, bottom row reset."""
-        x = _arr("SE3.projx", "x", x, (4, 4))
+        x = self._args("projx", x=x)
         return _assemble(_SO3.projx(x[:3, :3]), x[:3, 3])
 
     # group structure
     def identity(self, dtype=jnp.float32) -> Array:
+        check_float_dtype("SE3.identity", dtype)
         return jnp.eye(4, dtype=dtype)
 
     def compose(self, x: ArrayLike, y: ArrayLike) -> Array:
         """``x @ y``."""
-        return _arr("SE3.compose", "x", x, (4, 4)) @ _arr("SE3.compose", "y", y, (4, 4))
+        x, y = self._args("compose", x=x, y=y)
+        return x @ y
 
     def inverse(self, x: ArrayLike) -> Array:
         """``[[R^T, -R^T t], [0, 1]]``."""
-        x = _arr("SE3.inverse", "x", x, (4, 4))
+        x = self._args("inverse", x=x)
         rt = x[:3, :3].T
         return _assemble(rt, -rt @ x[:3, 3])
 
     def act(self, x: ArrayLike, p: ArrayLike) -> Array:
         """Transform a point: ``R p + t``, ``p`` of shape ``(3,)``."""
-        x = _arr("SE3.act", "x", x, (4, 4))
+        x = self._args("act", x=x)
         return x[:3, :3] @ _arr("SE3.act", "p", p, (3,)) + x[:3, 3]
 
     def adjoint(self, x: ArrayLike) -> Array:
@@ -275,7 +270,7 @@ class SE3(Manifold):
 
         .. math:: T \\hat\\xi T^{-1} = (\\operatorname{Ad}_T \\xi)^\\wedge
         """
-        x = _arr("SE3.adjoint", "x", x, (4, 4))
+        x = self._args("adjoint", x=x)
         R, t = x[:3, :3], x[:3, 3]
         top = jnp.concatenate([R, jnp.zeros((3, 3), x.dtype)], axis=1)
         bottom = jnp.concatenate([hat(t) @ R, R], axis=1)

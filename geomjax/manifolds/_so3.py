@@ -34,7 +34,7 @@ from geomjax._core import (
     safe_norm,
     taylor_threshold,
 )
-from geomjax.manifolds._base import Manifold
+from geomjax.manifolds._base import Manifold, check_float_dtype, check_key, check_time
 
 # -- helpers ---------------------------------------------------------------------------------
 _arr = as_float_array_of_shape
@@ -515,29 +515,26 @@ class SO3(Manifold):
 
     # metric
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
-        u = _arr("SO3.inner", "u", u, (3, 3))
-        v = _arr("SO3.inner", "v", v, (3, 3))
+        x, u, v = self._args("inner", x=x, u=u, v=v)
         return 0.5 * jnp.sum(u * v)
 
     def proj(self, x: ArrayLike, u: ArrayLike) -> Array:
         """``R skew(R^T u)``: orthogonal projection onto the tangent space at ``R``."""
-        x = _arr("SO3.proj", "x", x, (3, 3))
-        u = _arr("SO3.proj", "u", u, (3, 3))
+        x, u = self._args("proj", x=x, u=u)
         return x @ _skew(x.T @ u)
 
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
         """``2 R skew(R^T g)``: Riemannian gradient for the metric ``tr(u^T v) / 2``."""
+        x, g = self._args("egrad_to_rgrad", x=x, g=g)
         return 2.0 * self.proj(x, g)
 
     # geodesics
     def exp(self, x: ArrayLike, u: ArrayLike) -> Array:
-        x = _arr("SO3.exp", "x", x, (3, 3))
-        u = _arr("SO3.exp", "u", u, (3, 3))
+        x, u = self._args("exp", x=x, u=u)
         return x @ exp_so3(vee(x.T @ u))
 
     def log(self, x: ArrayLike, y: ArrayLike) -> Array:
-        x = _arr("SO3.log", "x", x, (3, 3))
-        y = _arr("SO3.log", "y", y, (3, 3))
+        x, y = self._args("log", x=x, y=y)
         return x @ hat(log_so3(x.T @ y))
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
@@ -545,58 +542,59 @@ class SO3(Manifold):
 
         ``R2 hat(Exp(-w/2) vee(R1^T u))`` with ``w = Log(R1^T R2)`` (see the class docstring).
         """
-        x = _arr("SO3.transp", "x", x, (3, 3))
-        y = _arr("SO3.transp", "y", y, (3, 3))
-        u = _arr("SO3.transp", "u", u, (3, 3))
+        x, y, u = self._args("transp", x=x, y=y, u=u)
         w = log_so3(x.T @ y)
         return y @ hat(exp_so3(-0.5 * w) @ vee(x.T @ u))
 
     def dist(self, x: ArrayLike, y: ArrayLike) -> Array:
         """Rotation angle of ``R1^T R2`` by ``atan2`` (finite gradients at 0 and pi)."""
-        x = _arr("SO3.dist", "x", x, (3, 3))
-        y = _arr("SO3.dist", "y", y, (3, 3))
+        x, y = self._args("dist", x=x, y=y)
         return rotation_angle(x.T @ y)
 
     def geodesic(self, x: ArrayLike, y: ArrayLike, t: ArrayLike) -> Array:
-        x = _arr("SO3.geodesic", "x", x, (3, 3))
-        y = _arr("SO3.geodesic", "y", y, (3, 3))
-        return x @ exp_so3(jnp.asarray(t, x.dtype) * log_so3(x.T @ y))
+        x, y = self._args("geodesic", x=x, y=y)
+        t = jnp.asarray(check_time("SO3.geodesic", t), x.dtype)
+        return x @ exp_so3(t * log_so3(x.T @ y))
 
     # sampling, checks
     def random_point(self, key: PRNGKey, dtype=jnp.float32) -> Array:
         """Haar-uniform rotation: ``quat_to_matrix`` of a standard Gaussian in R^4."""
+        check_key("SO3.random_point", key)
+        check_float_dtype("SO3.random_point", dtype)
         return quat_to_matrix(jax.random.normal(key, (4,), dtype))
 
     def check_point(self, x: ArrayLike) -> Array:
         """``max|R^T R - I| + |det R - 1|``."""
-        x = _arr("SO3.check_point", "x", x, (3, 3))
+        x = self._args("check_point", x=x)
         return jnp.max(jnp.abs(x.T @ x - jnp.eye(3, dtype=x.dtype))) + jnp.abs(
             jnp.linalg.det(x) - 1.0
         )
 
     def projx(self, x: ArrayLike) -> Array:
         """Nearest rotation in Frobenius norm: ``U diag(1, 1, det(U V^T)) V^T`` from the SVD."""
-        x = _arr("SO3.projx", "x", x, (3, 3))
+        x = self._args("projx", x=x)
         u, _, vt = jnp.linalg.svd(x)
         d = jnp.sign(jnp.linalg.det(u @ vt))
         return (u * jnp.stack([jnp.ones_like(d), jnp.ones_like(d), d])) @ vt
 
     # group structure
     def identity(self, dtype=jnp.float32) -> Array:
+        check_float_dtype("SO3.identity", dtype)
         return jnp.eye(3, dtype=dtype)
 
     def compose(self, x: ArrayLike, y: ArrayLike) -> Array:
         """``x @ y``."""
-        return _arr("SO3.compose", "x", x, (3, 3)) @ _arr("SO3.compose", "y", y, (3, 3))
+        x, y = self._args("compose", x=x, y=y)
+        return x @ y
 
     def inverse(self, x: ArrayLike) -> Array:
         """``x^T``."""
-        return _arr("SO3.inverse", "x", x, (3, 3)).T
+        return self._args("inverse", x=x).T
 
     def act(self, x: ArrayLike, p: ArrayLike) -> Array:
         """Rotate a point: ``R p``, ``p`` of shape ``(3,)``."""
-        return _arr("SO3.act", "x", x, (3, 3)) @ _arr("SO3.act", "p", p, (3,))
+        return self._args("act", x=x) @ _arr("SO3.act", "p", p, (3,))
 
     def adjoint(self, x: ArrayLike) -> Array:
         """``Ad_R = R`` on rotation vectors: ``R hat(w) R^T = hat(R w)``."""
-        return _arr("SO3.adjoint", "x", x, (3, 3))
+        return self._args("adjoint", x=x)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from geomjax._core import Array, ArrayLike, match_varying, sinhc, taylor_threshold, where_small
 from geomjax._core._tree_linalg import conjugate_gradient
 from geomjax.linalg import expm, logm, sqrtm
+from geomjax.manifolds._base import check_time
 from geomjax.manifolds._mean import FrechetMeanResult
 from geomjax.manifolds._spd_common import (
     SPDBase,
@@ -168,37 +169,43 @@ class SPDAffineInvariant(SPDBase):
         check_n("SPDAffineInvariant", self.n)
 
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
+        x, u, v = self._args("inner", x=x, u=u, v=v)
         chol = jnp.linalg.cholesky(jnp.asarray(x))
         a = _whiten(chol, jnp.asarray(u))
         b = _whiten(chol, jnp.asarray(v))
         return jnp.sum(a * b)
 
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
-        x = jnp.asarray(x)
+        x, g = self._args("egrad_to_rgrad", x=x, g=g)
         return sym(x @ sym(jnp.asarray(g)) @ x)
 
     def exp(self, x: ArrayLike, u: ArrayLike) -> Array:
+        x, u = self._args("exp", x=x, u=u)
         chol = jnp.linalg.cholesky(jnp.asarray(x))
         return _congruence(chol, expm(_whiten(chol, jnp.asarray(u))))
 
     def log(self, x: ArrayLike, y: ArrayLike) -> Array:
+        x, y = self._args("log", x=x, y=y)
         chol, w = _whiten_pair(jnp.asarray(x), jnp.asarray(y))
         return _congruence(chol, logm(w))
 
     def dist(self, x: ArrayLike, y: ArrayLike) -> Array:
-        x = jnp.asarray(x)
+        x, y = self._args("dist", x=x, y=y)
         sq = _sqdist(x, jnp.asarray(y))
         # 0 with a zero gradient at coincident points (and below round-off level).
         zero = sq <= x.shape[-1] * (8.0 * jnp.finfo(sq.dtype).eps) ** 2
         return jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, sq)))
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
+        x, y, u = self._args("transp", x=x, y=y, u=u)
         chol, w = _whiten_pair(jnp.asarray(x), jnp.asarray(y))
         e = chol @ sqrtm(w)
         e = jax.scipy.linalg.solve_triangular(chol, e.T, lower=True, trans=1).T  # E = L W^1/2 L^-1
         return sym(e @ jnp.asarray(u) @ e.T)
 
     def geodesic(self, x: ArrayLike, y: ArrayLike, t: ArrayLike) -> Array:
+        x, y = self._args("geodesic", x=x, y=y)
+        t = check_time("SPDAffineInvariant.geodesic", t)
         chol, w = _whiten_pair(jnp.asarray(x), jnp.asarray(y))
         return _congruence(chol, expm(jnp.asarray(t) * logm(w)))
 

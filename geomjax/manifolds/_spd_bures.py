@@ -11,6 +11,7 @@ import numpy as np
 
 from geomjax._core import Array, ArrayLike, as_float_array, check_square, match_varying
 from geomjax.linalg import invsqrtm, nuclear_norm, solve_lyapunov, sqrtm
+from geomjax.manifolds._base import check_float_dtype
 from geomjax.manifolds._mean import FrechetMeanResult
 from geomjax.manifolds._spd_common import (
     SPDBase,
@@ -218,33 +219,35 @@ class SPDBuresWasserstein(SPDBase):
         check_n("SPDBuresWasserstein", self.n)
 
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
+        x, u, v = self._args("inner", x=x, u=u, v=v)
         k = solve_lyapunov(jnp.asarray(x), sym(jnp.asarray(u)))
         return 0.5 * jnp.sum(k * sym(jnp.asarray(v)))
 
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
         # <G, V>_F = 1/2 tr(L_X[U] V) for all V  <=>  U = 2 (X G + G X).
-        x, g = jnp.asarray(x), sym(jnp.asarray(g))
+        x, g = self._args("egrad_to_rgrad", x=x, g=g)
+        g = sym(g)
         return 2.0 * sym(x @ g + g @ x)
 
     def exp(self, x: ArrayLike, u: ArrayLike) -> Array:
-        x, u = jnp.asarray(x), sym(jnp.asarray(u))
+        x, u = self._args("exp", x=x, u=u)
+        u = sym(u)
         k = solve_lyapunov(x, u)
         return sym(x + u + k @ x @ k)
 
     def log(self, x: ArrayLike, y: ArrayLike) -> Array:
-        x, y = jnp.asarray(x), jnp.asarray(y)
+        x, y = self._args("log", x=x, y=y)
         rx, irx = sqrtm(x), invsqrtm(x)
         m = rx @ sqrtm(sym(rx @ y @ rx)) @ irx
         return sym(m + m.T) - 2.0 * x
 
     def dist(self, x: ArrayLike, y: ArrayLike) -> Array:
-        x, y = jnp.asarray(x), jnp.asarray(y)
+        x, y = self._args("dist", x=x, y=y)
         return _sqrt_or_zero(bures_wasserstein_sqdist(x, y), jnp.trace(x) + jnp.trace(y))
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
-        return _transport_from_identity(
-            jnp.asarray(y), _transport_to_identity(jnp.asarray(x), jnp.asarray(u))
-        )
+        x, y, u = self._args("transp", x=x, y=y, u=u)
+        return _transport_from_identity(y, _transport_to_identity(x, u))
 
     def mean(
         self,
@@ -371,33 +374,33 @@ class SPDGeneralizedBuresWasserstein(SPDBase):
 
     def base_point(self, dtype=jnp.float32) -> Array:
         """``M`` (the image of the identity under the change of coordinates)."""
+        check_float_dtype("SPDGeneralizedBuresWasserstein.base_point", dtype)
         return jnp.asarray(self.M, dtype)
 
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
-        x = jnp.asarray(x)
-        return self._bw().inner(self._phi(x), self._phi(jnp.asarray(u)), self._phi(jnp.asarray(v)))
+        x, u, v = self._args("inner", x=x, u=u, v=v)
+        return self._bw().inner(self._phi(x), self._phi(u), self._phi(v))
 
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
         # <G, V>_F = <G~, phi(V)>_F with G~ = M^1/2 G M^1/2 = phi^{-1}(G).
-        x = jnp.asarray(x)
-        return self._phi_inv(
-            self._bw().egrad_to_rgrad(self._phi(x), self._phi_inv(sym(jnp.asarray(g))))
-        )
+        x, g = self._args("egrad_to_rgrad", x=x, g=g)
+        return self._phi_inv(self._bw().egrad_to_rgrad(self._phi(x), self._phi_inv(sym(g))))
 
     def exp(self, x: ArrayLike, u: ArrayLike) -> Array:
-        return self._phi_inv(self._bw().exp(self._phi(jnp.asarray(x)), self._phi(jnp.asarray(u))))
+        x, u = self._args("exp", x=x, u=u)
+        return self._phi_inv(self._bw().exp(self._phi(x), self._phi(u)))
 
     def log(self, x: ArrayLike, y: ArrayLike) -> Array:
-        return self._phi_inv(self._bw().log(self._phi(jnp.asarray(x)), self._phi(jnp.asarray(y))))
+        x, y = self._args("log", x=x, y=y)
+        return self._phi_inv(self._bw().log(self._phi(x), self._phi(y)))
 
     def dist(self, x: ArrayLike, y: ArrayLike) -> Array:
-        return self._bw().dist(self._phi(jnp.asarray(x)), self._phi(jnp.asarray(y)))
+        x, y = self._args("dist", x=x, y=y)
+        return self._bw().dist(self._phi(x), self._phi(y))
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
-        x, y = jnp.asarray(x), jnp.asarray(y)
-        return self._phi_inv(
-            self._bw().transp(self._phi(x), self._phi(y), self._phi(jnp.asarray(u)))
-        )
+        x, y, u = self._args("transp", x=x, y=y, u=u)
+        return self._phi_inv(self._bw().transp(self._phi(x), self._phi(y), self._phi(u)))
 
     def mean(
         self,

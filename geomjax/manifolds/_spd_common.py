@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike, PRNGKey, as_float_array, psum_if
 from geomjax.linalg import spectral_fn
-from geomjax.manifolds._base import Manifold
+from geomjax.manifolds._base import Manifold, check_float_dtype, check_key
 from geomjax.manifolds._mean import FrechetMeanResult
 
 
@@ -94,11 +94,14 @@ class SPDBase(Manifold):
 
     def proj(self, x: ArrayLike, u: ArrayLike) -> Array:
         """Symmetric part of ``u`` (every symmetric matrix is tangent)."""
-        return sym(jnp.asarray(u))
+        x, u = self._args("proj", x=x, u=u)
+        return sym(u)
 
     def random_point(self, key: PRNGKey, dtype=jnp.float32) -> Array:
         """``Q diag(exp(g)) Q^T`` with ``Q`` Haar-orthogonal and ``g`` standard normal (log-spectrum
         spread of about one unit: condition numbers around 10-50 for n <= 10)."""
+        check_key(f"{type(self).__name__}.random_point", key)
+        check_float_dtype(f"{type(self).__name__}.random_point", dtype)
         kq, kg = jax.random.split(key)
         q, r = jnp.linalg.qr(jax.random.normal(kq, self.point_shape, dtype))
         q = q * jnp.sign(jnp.diagonal(r))[None, :]
@@ -107,12 +110,13 @@ class SPDBase(Manifold):
 
     def random_tangent(self, key: PRNGKey, x: ArrayLike) -> Array:
         """A symmetric matrix with standard normal entries (not normalized to the metric)."""
-        x = jnp.asarray(x)
+        check_key(f"{type(self).__name__}.random_tangent", key)
+        x = self._args("random_tangent", x=x)
         return sym(jax.random.normal(key, self.point_shape, x.dtype))
 
     def check_point(self, x: ArrayLike) -> Array:
         """``max(asymmetry, -lambda_min / |X|)``: 0 for SPD matrices (relative to ``|X|_max``)."""
-        x = jnp.asarray(x)
+        x = self._args("check_point", x=x)
         scale = jnp.maximum(jnp.max(jnp.abs(x)), jnp.finfo(x.dtype).tiny)
         asym = jnp.max(jnp.abs(x - x.T)) / scale
         lam_min = jnp.linalg.eigvalsh(sym(x))[0]
@@ -120,12 +124,12 @@ class SPDBase(Manifold):
 
     def check_tangent(self, x: ArrayLike, u: ArrayLike) -> Array:
         """Asymmetry ``max|U - U^T|`` (0 for tangent vectors)."""
-        u = jnp.asarray(u)
+        x, u = self._args("check_tangent", x=x, u=u)
         return jnp.max(jnp.abs(u - u.T))
 
     def projx(self, x: ArrayLike) -> Array:
         """Symmetric part with eigenvalues clamped to at least ``eps * lambda_max``."""
-        x = sym(jnp.asarray(x))
+        x = sym(self._args("projx", x=x))
         lam, q = jnp.linalg.eigh(x)
         floor = jnp.finfo(x.dtype).eps * jnp.maximum(jnp.max(jnp.abs(lam)), jnp.finfo(x.dtype).tiny)
         return sym((q * jnp.maximum(lam, floor)[None, :]) @ q.T)
@@ -135,6 +139,7 @@ class SPDBase(Manifold):
 
         Riemannian batch normalization transports to and from this point.
         """
+        check_float_dtype(f"{type(self).__name__}.base_point", dtype)
         return jnp.eye(self.size, dtype=dtype)
 
     def mean(

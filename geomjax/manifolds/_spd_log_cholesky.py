@@ -85,6 +85,7 @@ class SPDLogCholesky(SPDBase):
         return jnp.sum(_strict_lower(a) * _strict_lower(b)) + jnp.sum(_diag(a) * _diag(b) / d**2)
 
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
+        x, u, v = self._args("inner", x=x, u=u, v=v)
         chol = jnp.linalg.cholesky(jnp.asarray(x))
         return self._chol_inner(
             chol, _chol_tangent(chol, jnp.asarray(u)), _chol_tangent(chol, jnp.asarray(v))
@@ -92,6 +93,7 @@ class SPDLogCholesky(SPDBase):
 
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
         # <G, L A^T + A L^T>_F = <2 G L, A>_F; match it with the metric on A.
+        x, g = self._args("egrad_to_rgrad", x=x, g=g)
         chol = jnp.linalg.cholesky(jnp.asarray(x))
         gl = 2.0 * sym(jnp.asarray(g)) @ chol
         b = _strict_lower(gl) + jnp.diag(_diag(chol) ** 2 * _diag(gl))
@@ -102,11 +104,13 @@ class SPDLogCholesky(SPDBase):
         return _strict_lower(chol) + _strict_lower(a) + jnp.diag(d * jnp.exp(_diag(a) / d))
 
     def exp(self, x: ArrayLike, u: ArrayLike) -> Array:
+        x, u = self._args("exp", x=x, u=u)
         chol = jnp.linalg.cholesky(jnp.asarray(x))
         k = self._exp_chol(chol, _chol_tangent(chol, jnp.asarray(u)))
         return sym(k @ k.T)
 
     def log(self, x: ArrayLike, y: ArrayLike) -> Array:
+        x, y = self._args("log", x=x, y=y)
         chol = jnp.linalg.cholesky(jnp.asarray(x))
         k = jnp.linalg.cholesky(jnp.asarray(y))
         d = _diag(chol)
@@ -114,6 +118,7 @@ class SPDLogCholesky(SPDBase):
         return sym(chol @ a.T + a @ chol.T)
 
     def dist(self, x: ArrayLike, y: ArrayLike) -> Array:
+        x, y = self._args("dist", x=x, y=y)
         chol = jnp.linalg.cholesky(jnp.asarray(x))
         k = jnp.linalg.cholesky(jnp.asarray(y))
         sq = jnp.sum((_strict_lower(chol) - _strict_lower(k)) ** 2) + jnp.sum(
@@ -123,6 +128,7 @@ class SPDLogCholesky(SPDBase):
         return jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, sq)))
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
+        x, y, u = self._args("transp", x=x, y=y, u=u)
         chol = jnp.linalg.cholesky(jnp.asarray(x))
         k = jnp.linalg.cholesky(jnp.asarray(y))
         a = _chol_tangent(chol, jnp.asarray(u))

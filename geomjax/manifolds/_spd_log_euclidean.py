@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike, match_varying
 from geomjax.linalg import expm, logm
+from geomjax.manifolds._base import check_time
 from geomjax.manifolds._mean import FrechetMeanResult
 from geomjax.manifolds._spd_common import SPDBase, check_n, check_stack, closed_form_mean, sym
 
@@ -67,30 +68,36 @@ class SPDLogEuclidean(SPDBase):
         check_n("SPDLogEuclidean", self.n)
 
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
-        x = jnp.asarray(x)
+        x, u, v = self._args("inner", x=x, u=u, v=v)
         return jnp.sum(_dlog(x, jnp.asarray(u)) * _dlog(x, jnp.asarray(v)))
 
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
+        x, g = self._args("egrad_to_rgrad", x=x, g=g)
         lx = logm(jnp.asarray(x))
         return _dexp(lx, _dexp(lx, jnp.asarray(g)))
 
     def exp(self, x: ArrayLike, u: ArrayLike) -> Array:
-        x = jnp.asarray(x)
+        x, u = self._args("exp", x=x, u=u)
         return expm(logm(x) + _dlog(x, jnp.asarray(u)))
 
     def log(self, x: ArrayLike, y: ArrayLike) -> Array:
+        x, y = self._args("log", x=x, y=y)
         lx = logm(jnp.asarray(x))
         return _dexp(lx, logm(jnp.asarray(y)) - lx)
 
     def dist(self, x: ArrayLike, y: ArrayLike) -> Array:
+        x, y = self._args("dist", x=x, y=y)
         sq = jnp.sum((logm(jnp.asarray(x)) - logm(jnp.asarray(y))) ** 2)
         zero = sq <= 0
         return jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, sq)))
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
+        x, y, u = self._args("transp", x=x, y=y, u=u)
         return _dexp(logm(jnp.asarray(y)), _dlog(jnp.asarray(x), jnp.asarray(u)))
 
     def geodesic(self, x: ArrayLike, y: ArrayLike, t: ArrayLike) -> Array:
+        x, y = self._args("geodesic", x=x, y=y)
+        t = check_time("SPDLogEuclidean.geodesic", t)
         lx, ly = logm(jnp.asarray(x)), logm(jnp.asarray(y))
         return expm(lx + jnp.asarray(t) * (ly - lx))
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from geomjax._core import Array, ArrayLike, PRNGKey, match_varying
 from geomjax.linalg import powm
+from geomjax.manifolds._base import check_float_dtype, check_key
 from geomjax.manifolds._mean import FrechetMeanResult
 from geomjax.manifolds._spd_common import SPDBase, check_stack, sym
 
@@ -113,14 +114,17 @@ class PowerDeformed(SPDBase):
         return sym(jax.jvp(self._phi_inv, (match_varying(y, w),), (w,))[1])
 
     def random_point(self, key: PRNGKey, dtype=jnp.float32) -> Array:
+        check_key("PowerDeformed.random_point", key)
+        check_float_dtype("PowerDeformed.random_point", dtype)
         return self.metric.random_point(key, dtype)
 
     def base_point(self, dtype=jnp.float32) -> Array:
         """The preimage of the base metric's base point: ``base_point ** (1 / theta)``."""
+        check_float_dtype("PowerDeformed.base_point", dtype)
         return self._phi_inv(self.metric.base_point(dtype))
 
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
-        x = jnp.asarray(x)
+        x, u, v = self._args("inner", x=x, u=u, v=v)
         t = self._theta(x)
         px = self._phi(x)
         return (
@@ -129,27 +133,27 @@ class PowerDeformed(SPDBase):
         )
 
     def egrad_to_rgrad(self, x: ArrayLike, g: ArrayLike) -> Array:
-        x = jnp.asarray(x)
+        x, g = self._args("egrad_to_rgrad", x=x, g=g)
         px = self._phi(x)
         t = self._theta(x)
         h = self._dphi_inv(px, jnp.asarray(g))
         return self._dphi_inv(px, t**2 * self.metric.egrad_to_rgrad(px, h))
 
     def exp(self, x: ArrayLike, u: ArrayLike) -> Array:
-        x = jnp.asarray(x)
+        x, u = self._args("exp", x=x, u=u)
         return self._phi_inv(self.metric.exp(self._phi(x), self._dphi(x, jnp.asarray(u))))
 
     def log(self, x: ArrayLike, y: ArrayLike) -> Array:
-        x = jnp.asarray(x)
+        x, y = self._args("log", x=x, y=y)
         px = self._phi(x)
         return self._dphi_inv(px, self.metric.log(px, self._phi(jnp.asarray(y))))
 
     def dist(self, x: ArrayLike, y: ArrayLike) -> Array:
-        x = jnp.asarray(x)
+        x, y = self._args("dist", x=x, y=y)
         return self.metric.dist(self._phi(x), self._phi(jnp.asarray(y))) / jnp.abs(self._theta(x))
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
-        x, y = jnp.asarray(x), jnp.asarray(y)
+        x, y, u = self._args("transp", x=x, y=y, u=u)
         py = self._phi(y)
         w = self.metric.transp(self._phi(x), py, self._dphi(x, jnp.asarray(u)))
         return self._dphi_inv(py, w)

@@ -16,7 +16,7 @@ from geomjax._core import (
     safe_norm,
     series_in_square,
 )
-from geomjax.manifolds._base import Manifold
+from geomjax.manifolds._base import Manifold, check_float_dtype, check_key
 
 
 def _cos_sq(s: Array) -> Array:
@@ -96,13 +96,15 @@ class Sphere(Manifold):
 
     # -- metric ----------------------------------------------------------------------------
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
+        x, u, v = self._args("inner", x=x, u=u, v=v)
         return jnp.sum(jnp.asarray(u) * jnp.asarray(v))
 
     def norm(self, x: ArrayLike, u: ArrayLike) -> Array:
+        x, u = self._args("norm", x=x, u=u)
         return safe_norm(u)
 
     def proj(self, x: ArrayLike, u: ArrayLike) -> Array:
-        x, u = jnp.asarray(x), jnp.asarray(u)
+        x, u = self._args("proj", x=x, u=u)
         return u - jnp.sum(x * u) * x
 
     # -- geodesics -------------------------------------------------------------------------
@@ -116,7 +118,7 @@ class Sphere(Manifold):
         Returns:
           Point, shape ``(dim + 1,)``.
         """
-        x, u = jnp.asarray(x), jnp.asarray(u)
+        x, u = self._args("exp", x=x, u=u)
         s = jnp.sum(u * u)
         return _cos_sq(s) * x + _sinc_sq(s) * u
 
@@ -133,7 +135,7 @@ class Sphere(Manifold):
           Tangent vector at ``x``, shape ``(dim + 1,)``, of norm ``dist(x, y)`` (except at the
           exact antipode, where it is zero).
         """
-        x, y = jnp.asarray(x), jnp.asarray(y)
+        x, y = self._args("log", x=x, y=y)
         d = y - x
         # P_x(y - x) = P_x(y), but without the cancellation of y - <x, y> x when y ~ x.
         v = d - jnp.sum(x * d) * x
@@ -149,11 +151,12 @@ class Sphere(Manifold):
 
     def dist(self, x: ArrayLike, y: ArrayLike) -> Array:
         """``2 atan2(|x - y|, |x + y|)`` (= ``arccos <x, y>``, stable at 0 and pi)."""
-        return self._angle(jnp.asarray(x), jnp.asarray(y))
+        return self._angle(*self._args("dist", x=x, y=y))
 
     def retr(self, x: ArrayLike, u: ArrayLike) -> Array:
         """Metric-projection retraction ``(x + u) / |x + u|``."""
-        return self.projx(jnp.asarray(x) + jnp.asarray(u))
+        x, u = self._args("retr", x=x, u=u)
+        return self.projx(x + u)
 
     def transp(self, x: ArrayLike, y: ArrayLike, u: ArrayLike) -> Array:
         r"""Parallel transport along the minimizing geodesic from ``x`` to ``y``.
@@ -165,7 +168,7 @@ class Sphere(Manifold):
 
         Returns ``u`` unchanged at the exact antipode ``y = -x``.
         """
-        x, y, u = jnp.asarray(x), jnp.asarray(y), jnp.asarray(u)
+        x, y, u = self._args("transp", x=x, y=y, u=u)
         w = x + y
         coef = safe_div(2.0 * jnp.sum(y * u), jnp.sum(w * w))
         return u - coef * w
@@ -173,15 +176,18 @@ class Sphere(Manifold):
     # -- sampling and checks ---------------------------------------------------------------
     def random_point(self, key: PRNGKey, dtype=jnp.float32) -> Array:
         """Uniform point on the sphere (a normalized standard Gaussian)."""
+        check_key("Sphere.random_point", key)
+        check_float_dtype("Sphere.random_point", dtype)
         return self.projx(jax.random.normal(key, self.point_shape, dtype))
 
     def check_point(self, x: ArrayLike) -> Array:
         """``| |x| - 1 |``."""
+        x = self._args("check_point", x=x)
         return jnp.abs(safe_norm(x) - 1.0)
 
     def projx(self, x: ArrayLike) -> Array:
         """``x / |x|`` (the first basis vector for ``x = 0``)."""
-        x = jnp.asarray(x)
+        x = self._args("projx", x=x)
         n = safe_norm(x)
         e0 = jnp.zeros_like(x).at[0].set(1)
         return jnp.where(n == 0, e0, x / jnp.where(n == 0, jnp.ones_like(n), n))

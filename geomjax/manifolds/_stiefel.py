@@ -20,12 +20,11 @@ from geomjax._core import (
     ArrayLike,
     PRNGKey,
     Solution,
-    as_float_array_of_shape,
     check_option,
     eps,
 )
 from geomjax.linalg import invsqrtm
-from geomjax.manifolds._base import Manifold
+from geomjax.manifolds._base import Manifold, check_float_dtype, check_key
 
 _METRICS = ("euclidean", "canonical")
 _RETRACTIONS = ("qr", "polar")
@@ -143,7 +142,7 @@ class Stiefel(Manifold):
         return self.n * self.p - self.p * (self.p + 1) // 2
 
     def _arr(self, fn: str, name: str, a: ArrayLike) -> Array:
-        return as_float_array_of_shape(f"Stiefel.{fn}", name, a, (self.n, self.p))
+        return self._args(fn, **{name: a})
 
     # -- metric ----------------------------------------------------------------------------
     def inner(self, x: ArrayLike, u: ArrayLike, v: ArrayLike) -> Array:
@@ -199,8 +198,8 @@ class Stiefel(Manifold):
         A vector transport (first-order approximation), not parallel transport: it is neither
         exactly isometric nor invertible in general.
         """
-        self._arr("transp", "x", x)
-        return self.proj(y, self._arr("transp", "u", u))
+        x, y, u = self._args("transp", x=x, y=y, u=u)
+        return self.proj(y, u)
 
     def log_with_info(
         self,
@@ -294,6 +293,7 @@ class Stiefel(Manifold):
         below the rounding level (``d^2 <= p (8 eps)^2``) exactly 0 and a zero gradient are
         returned.
         """
+        x, y = self._args("dist", x=x, y=y)
         sq = self.sqdist(x, y)
         # Below the solver's rounding level the distance is noise: 0 with a zero gradient.
         pos = sq > self.p * (8 * eps(sq.dtype)) ** 2
@@ -305,12 +305,15 @@ class Stiefel(Manifold):
         Prefer it to ``dist(x, y) ** 2`` in losses (``dist`` is cut to 0 below the rounding
         level, which flattens its square there). Shape ``()``.
         """
+        x, y = self._args("sqdist", x=x, y=y)
         v = self.log(x, y)
         return self.inner(x, v, v)
 
     # -- sampling and checks ---------------------------------------------------------------
     def random_point(self, key: PRNGKey, dtype=jnp.float32) -> Array:
         """Haar-uniform point: sign-fixed Q factor of an ``n x p`` standard Gaussian matrix."""
+        check_key("Stiefel.random_point", key)
+        check_float_dtype("Stiefel.random_point", dtype)
         return _qr_sign_fixed(jax.random.normal(key, (self.n, self.p), dtype))
 
     def check_point(self, x: ArrayLike) -> Array:

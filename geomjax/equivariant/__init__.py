@@ -1,4 +1,16 @@
-"""Equivariant building blocks: graph segment ops, EGNN, Deep Sets, frame averaging, canonicalization."""
+"""Equivariant building blocks: graph segment ops, EGNN, Deep Sets, frame averaging, canonicalization.
+
+Float32 accuracy on GPUs. NVIDIA GPUs run float32 matrix products as TF32 by default (10 mantissa
+bits, relative rounding about 1e-3). Every product with coordinates, frames or rotations in this
+package (centroids, covariances, PCA and Gram-Schmidt frames, mapping into and out of a frame,
+canonicalizer vectors) runs at ``Precision.HIGHEST``, so the geometric maps are float32-accurate
+and equivariant to float32 round-off under any ``jax_default_matmul_precision``. Products on
+learned features (the MLPs of EGNN, Deep Sets and the canonicalizer) follow the default: under
+TF32 a network's equivariance error is bounded by TF32 round-off (``assert_equivariant(...,
+matmul_precision=None)`` checks that bound); wrap the model in
+``jax.default_matmul_precision("highest")`` for float32-grade equivariance (about 1e-6 relative
+for a well-conditioned network). On CPUs float32 products are always full float32.
+"""
 
 from geomjax.equivariant._canonicalization import (
     canonicalize,

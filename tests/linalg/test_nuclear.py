@@ -45,6 +45,7 @@ def test_value_ill_conditioned_float64(x64):
     v, _ = np.linalg.qr(rng.normal(size=(4, 4)))
     s = np.array([1.0, 1e-4, 1e-8, 1e-12])
     c = (u * s) @ v.T
+    # SVD: absolute errors eps ||C|| per singular value, 4 of them: 1e-14 = 45 eps64
     assert abs(float(nuclear_norm(jnp.asarray(c))) - s.sum()) <= 1e-14 * s.sum()
 
 
@@ -88,7 +89,7 @@ def test_second_derivative_closed_form(x64):
             return nuclear_norm(jnp.asarray(c) + t * jnp.asarray(e))
 
         got = jax.jvp(lambda t: jax.jvp(along, (t,), (1.0,))[1], (0.0,), (1.0,))[1]
-        np.testing.assert_allclose(float(got), ref, rtol=1e-10)
+        np.testing.assert_allclose(float(got), ref, rtol=1e-10)  # float64 default
         hess = jax.hessian(nuclear_norm)(jnp.asarray(c))
         np.testing.assert_allclose(float(jnp.einsum("ij,ijkl,kl->", e, hess, e)), ref, rtol=1e-10)
 

@@ -98,7 +98,9 @@ def gram_schmidt_frame(v1: ArrayLike, v2: ArrayLike, v3: ArrayLike | None = None
     basis vector least aligned with :math:`e_1`, orthogonalized; the same rule replaces a
     degenerate ``v3`` by :math:`e_1 \times e_2`. The frame is then arbitrary and the wrapped
     model is not equivariant at that input. Non-finite entries (NaN or inf) are not degenerate
-    input but invalid input: NaN in, NaN out (the whole frame is NaN).
+    input but invalid input: NaN in, NaN out (the whole frame is NaN); so are vectors whose norm
+    overflows the dtype (entries beyond about the square root of its largest value, 1e19 in
+    float32).
 
     Args:
       v1: first vector, shape ``(3,)``.
@@ -151,8 +153,9 @@ def gram_schmidt_frame(v1: ArrayLike, v2: ArrayLike, v3: ArrayLike | None = None
     else:
         u3 = vs[2] - precise_matmul(vs[2], e1) * e1 - precise_matmul(vs[2], e2) * e2
         e3 = _unit_or(u3, cross, ok(u3, vs[2]))
-    # 0 for finite inputs, NaN for any non-finite entry (which the fallback would otherwise hide).
-    poison = sum(jnp.sum(v * 0) for v in vs)
+    # 0 for finite inputs, NaN for a non-finite entry or an overflowing norm (which the fallback
+    # would otherwise hide or turn into a non-orthogonal matrix).
+    poison = sum(0 * safe_norm(v) for v in vs)
     return jnp.stack([e1, e2, e3], axis=1) + poison
 
 
@@ -383,7 +386,8 @@ def canonicalizer_vectors(
         v_a = \frac1n \sum_{i: m_i} w_{ia}\, r_i \qquad (a = 1, \dots, K).
 
     The vectors rotate and reflect with ``x`` (:math:`v(x R^\top + u) = v(x) R^\top`) and are
-    invariant under node permutations; :math:`t` is equivariant.
+    invariant under node permutations; :math:`t` is equivariant. Non-finite points (of real
+    rows): NaN in, NaN out.
 
     **Conditioning.** The frame built from the vectors is as well determined as they are far
     from (near-)parallel and from zero: its rounding error is about
@@ -432,7 +436,13 @@ def canonicalizer_vectors(
             raise ValueError(
                 f"{fn}: argument `h` must have shape ({x.shape[0]}, {f_in}); got {h.shape}"
             )
-    weights = jnp.ones((x.shape[0],), x.dtype) if node_mask is None else node_mask.astype(x.dtype)
+    if node_mask is None:
+        weights = jnp.ones((x.shape[0],), x.dtype)
+    else:
+        weights = node_mask.astype(x.dtype)
+        # padding rows may hold NaN / inf: they must not reach the sums below (0 * NaN = NaN)
+        x = jnp.where(node_mask[:, None], x, jnp.zeros_like(x))
+        h = jnp.where(node_mask[:, None], h, jnp.zeros_like(h))
     count = jnp.sum(weights)
     t = safe_div(precise_matmul(weights, x), count)
     r = (x - t) * weights[:, None]
@@ -472,7 +482,8 @@ def canonicalizer_frame(
     under rotations and translations, with ``K = 3`` under reflections too, and invariant under
     node permutations. Inputs that make the vectors vanish or align (e.g. all points equal, or
     symmetric shapes) get the fallback frame of :func:`gram_schmidt_frame`; see
-    :func:`canonicalizer_vectors` for the float32 conditioning.
+    :func:`canonicalizer_vectors` for the float32 conditioning. Non-finite points (of real
+    rows): NaN in, NaN out (the frame is NaN).
 
     Args:
       params: from :func:`init_canonicalizer`.

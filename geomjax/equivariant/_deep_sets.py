@@ -24,7 +24,15 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, PRNGKey, as_float_array, check_option, safe_div
+from geomjax._core import (
+    Array,
+    ArrayLike,
+    PRNGKey,
+    as_float_array,
+    check_key,
+    check_option,
+    safe_div,
+)
 from geomjax.equivariant._graph import check_node_mask
 
 __all__ = ["deep_sets", "deep_sets_layer", "init_deep_sets", "init_deep_sets_layer", "set_pool"]
@@ -36,6 +44,11 @@ def _check_features(fn: str, name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{fn}: argument `{name}` must be a positive integer; got {value!r}")
     return int(value)
+
+
+def _check_dtype(fn: str, dtype) -> None:
+    if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+        raise TypeError(f"{fn}: argument `dtype` must be a real floating dtype; got {dtype}")
 
 
 def _check_set(fn: str, x: ArrayLike, node_mask: ArrayLike | None) -> tuple[Array, Array | None]:
@@ -50,6 +63,8 @@ def _check_set(fn: str, x: ArrayLike, node_mask: ArrayLike | None) -> tuple[Arra
 
 def _pool(x: Array, node_mask: Array | None, pool: str) -> Array:
     """Masked pooling over the rows of ``x (N, F)``; an empty set pools to zeros."""
+    if x.shape[0] == 0:
+        return jnp.zeros(x.shape[1:], x.dtype)
     if node_mask is None:
         if pool == "sum":
             return jnp.sum(x, axis=0)
@@ -78,6 +93,7 @@ def set_pool(x: ArrayLike, pool: str = "sum", node_mask: ArrayLike | None = None
         \mathrm{max}(X) = \max_{i: m_i} x_i \ \text{(per feature)},
 
     with :math:`m` = ``node_mask`` (all true when omitted). An empty set pools to zeros.
+    Non-finite entries propagate (NaN in, NaN out).
 
     Args:
       x: set, shape ``(N, F)``.
@@ -129,8 +145,10 @@ def init_deep_sets_layer(
       {'gamma': (3, 8), 'lambda': (3, 8), 'bias': (8,)}
     """
     fn = "init_deep_sets_layer"
+    check_key(fn, "key", key)
     f_in = _check_features(fn, "in_features", in_features)
     f_out = _check_features(fn, "out_features", out_features)
+    _check_dtype(fn, dtype)
     k_gamma, k_lambda = jax.random.split(key)
     scale = 1.0 / math.sqrt(f_in)
     return {
@@ -158,7 +176,8 @@ def deep_sets_layer(
     ``params["lambda"]``, :math:`b` = ``params["bias"]``, :math:`\sigma` = ``activation`` and
     pool one of sum / mean / max over the real (unmasked) rows (see :func:`set_pool`). Permuting
     the rows of ``x`` (and ``node_mask``) permutes the rows of the output. Padding rows
-    (``node_mask`` false) do not enter the pooling and are zero in the output.
+    (``node_mask`` false) do not enter the pooling and are zero in the output. Non-finite
+    entries of real rows propagate (NaN in, NaN out).
 
     Args:
       params: ``{"gamma": (F, F'), "lambda": (F, F'), "bias": (F',)}`` from
@@ -206,7 +225,9 @@ def _layer_params(fn: str, params, f_in: int) -> tuple[Array, Array, Array]:
             f"{fn}: argument `params` must be a dict with keys 'gamma', 'lambda', 'bias' "
             f"(see init_deep_sets_layer); got {type(params).__name__}"
         )
-    gamma, lam, bias = (jnp.asarray(params[k]) for k in ("gamma", "lambda", "bias"))
+    gamma, lam, bias = (
+        as_float_array(fn, "params", params[k]) for k in ("gamma", "lambda", "bias")
+    )
     if gamma.ndim != 2 or gamma.shape[0] != f_in or lam.shape != gamma.shape:
         raise ValueError(
             f"{fn}: `params['gamma']` and `params['lambda']` must have shape ({f_in}, F_out) to "
@@ -226,6 +247,27 @@ def _init_mlp(key: PRNGKey, sizes: Sequence[int], dtype) -> list[dict]:
         w = jax.random.normal(k, (f_in, f_out), dtype) / math.sqrt(f_in)
         layers.append({"w": w, "b": jnp.zeros((f_out,), dtype)})
     return layers
+
+
+def _check_mlp(fn: str, name: str, layers, f_in: int) -> int:
+    """Require a non-empty list of ``{"w": (a, b), "b": (b,)}`` chaining from ``f_in``; return
+    the output size. Errors name ``params``."""
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise ValueError(f"{fn}: argument `params`: '{name}' must be a non-empty list of layers")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict) or not {"w", "b"} <= set(layer):
+            raise ValueError(
+                f"{fn}: argument `params`: layer {i} of '{name}' must be a dict with 'w' and 'b'"
+            )
+        w = as_float_array(fn, "params", layer["w"])
+        b = as_float_array(fn, "params", layer["b"])
+        if w.ndim != 2 or w.shape[0] != f_in or b.shape != (w.shape[1],):
+            raise ValueError(
+                f"{fn}: argument `params`: layer {i} of '{name}' must have w ({f_in}, F) and b "
+                f"(F,); got w {w.shape} and b {b.shape}"
+            )
+        f_in = w.shape[1]
+    return f_in
 
 
 def _mlp(layers: Sequence[dict], x: Array, activation, final_activation: bool) -> Array:
@@ -268,7 +310,12 @@ def init_deep_sets(
       ([(3, 16), (16, 16)], [(16, 16), (16, 2)])
     """
     fn = "init_deep_sets"
+    check_key(fn, "key", key)
     f_in = _check_features(fn, "in_features", in_features)
+    _check_dtype(fn, dtype)
+    for name, sizes in (("phi_features", phi_features), ("rho_features", rho_features)):
+        if not isinstance(sizes, Sequence) or isinstance(sizes, str):
+            raise TypeError(f"{fn}: argument `{name}` must be a sequence of ints; got {sizes!r}")
     phi_sizes = [_check_features(fn, "phi_features", s) for s in phi_features]
     rho_sizes = [_check_features(fn, "rho_features", s) for s in rho_features]
     if not phi_sizes or not rho_sizes:
@@ -298,6 +345,7 @@ def deep_sets(
     ``params["rho"]``), pool the sum (the paper's form; ``"mean"`` and ``"max"`` also
     accepted) over the real rows (:math:`m` = ``node_mask``). ``activation`` follows every
     layer of :math:`\phi` and every layer but the last of :math:`\rho` (the output is linear).
+    Non-finite entries of real rows propagate (NaN in, NaN out).
 
     Args:
       params: from :func:`init_deep_sets`.
@@ -329,10 +377,6 @@ def deep_sets(
             f"{fn}: argument `params` must be a dict with keys 'phi' and 'rho' (see init_deep_sets)"
         )
     phi, rho = params["phi"], params["rho"]
-    if not phi or not rho or jnp.shape(phi[0]["w"])[0] != x.shape[1]:
-        raise ValueError(
-            f"{fn}: the first layer of `params['phi']` must take {x.shape[1]} input features "
-            "(the last axis of `x`)"
-        )
+    _check_mlp(fn, "rho", rho, _check_mlp(fn, "phi", phi, x.shape[1]))
     h = _mlp(phi, x, activation, final_activation=True)
     return _mlp(rho, _pool(h, node_mask, pool), activation, final_activation=False)

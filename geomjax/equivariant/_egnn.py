@@ -17,7 +17,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from geomjax._core import Array, ArrayLike, PRNGKey, as_float_array, check_option, safe_norm
+from geomjax._core import (
+    Array,
+    ArrayLike,
+    PRNGKey,
+    as_float_array,
+    check_key,
+    check_option,
+    check_scalar,
+    safe_norm,
+)
 
 __all__ = ["egnn", "egnn_layer", "init_egnn", "init_egnn_layer"]
 
@@ -127,14 +136,14 @@ def init_egnn_layer(
       (['coord_mlp', 'edge_mlp', 'node_mlp'], (19, 16))
     """
     fn = "init_egnn_layer"
+    check_key(fn, "key", key)
     f = _count(fn, "node_dim", node_dim)
     a = _count(fn, "edge_dim", edge_dim, allow_zero=True)
     hdim = _count(fn, "hidden_dim", hidden_dim)
     o = f if out_dim is None else _count(fn, "out_dim", out_dim)
     if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
         raise TypeError(f"{fn}: argument `dtype` must be a floating dtype; got {dtype}")
-    if not coord_gain >= 0:
-        raise ValueError(f"{fn}: argument `coord_gain` must be non-negative; got {coord_gain!r}")
+    check_scalar(fn, "coord_gain", coord_gain, positive=False)
     specs = _layer_specs((), f, a, hdim, o, bool(attention), bool(velocity), float(coord_gain))
     return _draw(key, tuple(specs), jnp.dtype(dtype))
 
@@ -153,6 +162,25 @@ def _check_params(fn: str, params) -> tuple[int, int, int]:
     a = w0.shape[0] - 2 * f - 1
     if a < 0:
         raise ValueError(f"{fn}: argument `params` is inconsistent: edge_mlp.w0 {w0.shape}")
+    # Every leaf against the shapes init_egnn_layer gives for these sizes.
+    try:
+        o = params["node_mlp"]["w1"].shape[1]
+        specs = _layer_specs((), f, a, hdim, o, "att" in params, "vel_mlp" in params, 1.0)
+        for path, shape, _ in specs:
+            leaf = params[path[0]][path[1]]
+            as_float_array(fn, "params", leaf)
+            if jnp.shape(leaf) != shape:
+                raise ValueError(
+                    f"{fn}: argument `params`: {path[0]}.{path[1]} must have shape {shape} "
+                    f"(node_dim {f}, edge_dim {a}, hidden_dim {hdim}); got {jnp.shape(leaf)}"
+                )
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        if isinstance(exc, TypeError) and "`params`" in str(exc):
+            raise
+        raise ValueError(
+            f"{fn}: argument `params` must be a dict from init_egnn_layer; missing or malformed "
+            f"entry {exc}"
+        ) from None
     return f, a, hdim
 
 
@@ -225,6 +253,8 @@ def egnn_layer(
     The output is E(n)-equivariant (``x`` rotates/reflects and translates, ``v`` rotates, ``h``
     invariant) and node-permutation equivariant. Padding edges (``edge_mask`` False, or touching a
     node with ``node_mask`` False) take no part; padding nodes keep their ``h`` and ``x``.
+    Non-finite ``h``, ``x`` or ``v`` of a real node propagate to it and its neighbours (NaN in,
+    NaN out); coincident points are fine (``normalize`` needs ``epsilon > 0`` for them).
 
     Args:
       params: from :func:`init_egnn_layer`.
@@ -259,6 +289,10 @@ def egnn_layer(
     """
     fn = "egnn_layer"
     check_option(fn, "coords_agg", coords_agg, _AGGS)
+    check_scalar(fn, "epsilon", epsilon)
+    check_scalar(fn, "coords_range", coords_range, positive=False)
+    if clamp is not None:
+        check_scalar(fn, "clamp", clamp)
     f, a, hdim = _check_params(fn, params)
     h = as_float_array(fn, "h", h)
     x = as_float_array(fn, "x", x)
@@ -396,6 +430,7 @@ def init_egnn(
       (4, (1, 64))
     """
     fn = "init_egnn"
+    check_key(fn, "key", key)
     fin = _count(fn, "in_node_dim", in_node_dim)
     hdim = _count(fn, "hidden_dim", hidden_dim)
     fout = _count(fn, "out_node_dim", out_node_dim)
@@ -403,8 +438,7 @@ def init_egnn(
     edge_dim = _count(fn, "edge_dim", edge_dim, allow_zero=True)
     if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
         raise TypeError(f"{fn}: argument `dtype` must be a floating dtype; got {dtype}")
-    if not coord_gain >= 0:
-        raise ValueError(f"{fn}: argument `coord_gain` must be non-negative; got {coord_gain!r}")
+    check_scalar(fn, "coord_gain", coord_gain, positive=False)
     bound_in, bound_out = 1.0 / math.sqrt(fin), 1.0 / math.sqrt(hdim)
     specs = [
         (("embedding_in", "w"), (fin, hdim), bound_in),
@@ -490,17 +524,33 @@ def egnn(
     fn = "egnn"
     try:
         emb_in, layers, emb_out = params["embedding_in"], params["layers"], params["embedding_out"]
-    except (KeyError, TypeError):
+        w_in, b_in = (as_float_array(fn, "params", emb_in[k]) for k in ("w", "b"))
+        w_out, b_out = (as_float_array(fn, "params", emb_out[k]) for k in ("w", "b"))
+    except (KeyError, TypeError) as exc:
+        if isinstance(exc, TypeError) and "`params`" in str(exc):
+            raise
         raise ValueError(
             f"{fn}: argument `params` must be a dict from init_egnn (embedding_in, layers, "
-            "embedding_out)"
+            "embedding_out, each embedding with 'w' and 'b')"
         ) from None
-    h = as_float_array(fn, "h", h)
-    if h.ndim != 2 or h.shape[1] != emb_in["w"].shape[0]:
+    if (
+        w_in.ndim != 2
+        or b_in.shape != w_in.shape[1:]
+        or w_out.ndim != 2
+        or b_out.shape != w_out.shape[1:]
+    ):
         raise ValueError(
-            f"{fn}: argument `h` must have shape (N, {emb_in['w'].shape[0]}); got shape {h.shape}"
+            f"{fn}: argument `params`: embeddings must be w (F_in, F_out), b (F_out,); got "
+            f"embedding_in {w_in.shape}, {b_in.shape} and embedding_out {w_out.shape}, {b_out.shape}"
         )
-    hh = h @ emb_in["w"] + emb_in["b"]
+    if not isinstance(layers, (list, tuple)):
+        raise ValueError(f"{fn}: argument `params`: 'layers' must be a list of layer dicts")
+    h = as_float_array(fn, "h", h)
+    if h.ndim != 2 or h.shape[1] != w_in.shape[0]:
+        raise ValueError(
+            f"{fn}: argument `h` must have shape (N, {w_in.shape[0]}); got shape {h.shape}"
+        )
+    hh = h @ w_in + b_in
     options = dict(
         edge_attr=edge_attr,
         edge_mask=edge_mask,
@@ -517,7 +567,12 @@ def egnn(
     )
     for layer in layers:
         hh, x = egnn_layer(layer, hh, x, senders, receivers, **options)
-    out = hh @ emb_out["w"] + emb_out["b"]
+    if hh.shape[1] != w_out.shape[0]:
+        raise ValueError(
+            f"{fn}: argument `params`: embedding_out.w must have shape ({hh.shape[1]}, F_out) to "
+            f"take the last layer's features; got {w_out.shape}"
+        )
+    out = hh @ w_out + b_out
     if node_mask is not None:
         out = jnp.where(jnp.asarray(node_mask)[:, None], out, jnp.zeros_like(out))
     return out, x

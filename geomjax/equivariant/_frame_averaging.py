@@ -258,6 +258,7 @@ def _pca(x: Array, node_mask: Array | None, gap_tol: float | None):
         weights = jnp.ones((x.shape[0],), x.dtype)
     else:
         weights = node_mask.astype(x.dtype)
+        x = jnp.where(node_mask[:, None], x, jnp.zeros_like(x))  # padding may hold NaN / inf
     count = jnp.sum(weights)
     centroid = safe_div(precise_matmul(weights, x), count)
     xc = (x - centroid) * weights[:, None]

@@ -45,7 +45,16 @@ def _prepare(
 ):
     """Validate; return ``data``, ids with masked entries sent out of range, the mask (or None)."""
     num_segments = _check_count(fn, "num_segments", num_segments)
-    data = as_float_array(fn, "data", data) if floating else jnp.asarray(data)
+    if floating:
+        data = as_float_array(fn, "data", data)
+    else:
+        data = jnp.asarray(data)
+        if not (
+            jnp.issubdtype(data.dtype, jnp.integer) or jnp.issubdtype(data.dtype, jnp.floating)
+        ):
+            raise TypeError(
+                f"{fn}: argument `data` must have an integer or real floating dtype; got {data.dtype}"
+            )
     ids = jnp.asarray(segment_ids)
     if ids.ndim != 1 or not jnp.issubdtype(ids.dtype, jnp.integer):
         raise ValueError(
@@ -98,10 +107,11 @@ def segment_sum(
     r"""Masked segment sum :math:`s_k = \sum_{e:\, \mathrm{id}_e = k,\, \mathrm{mask}_e} d_e`.
 
     Rows whose ``mask`` is False (padding edges) and ids outside ``[0, num_segments)`` do not
-    contribute; an empty segment sums to 0.
+    contribute; an empty segment sums to 0. Non-finite entries propagate to their segment (NaN
+    in, NaN out).
 
     Args:
-      data: values, shape ``(E, ...)``.
+      data: values, shape ``(E, ...)``, integer or real floating.
       segment_ids: segment of each row, integer shape ``(E,)``.
       num_segments: number of segments ``N`` (static).
       mask: optional boolean ``(E,)``, False for rows to leave out.
@@ -125,7 +135,8 @@ def segment_mean(
 ) -> Array:
     r"""Masked segment mean :math:`s_k / \max(n_k, 1)`, with :math:`n_k` the number of kept rows.
 
-    An empty segment (no kept rows) gives 0, never NaN.
+    An empty segment (no kept rows) gives 0, never NaN. Non-finite entries propagate to their
+    segment (NaN in, NaN out).
 
     Args:
       data: values, shape ``(E, ...)``.
@@ -153,10 +164,11 @@ def segment_max(
 ) -> Array:
     r"""Masked segment maximum :math:`\max_{e:\, \mathrm{id}_e = k,\, \mathrm{mask}_e} d_e`.
 
-    An empty segment gives 0 (not ``-inf``); gradients reach the maximizing rows.
+    An empty segment gives 0 (not ``-inf``); gradients reach the maximizing rows. A NaN entry
+    makes its segment's maximum NaN; infinite entries give a maximum of ``+inf`` or ``-inf``.
 
     Args:
-      data: values, shape ``(E, ...)``.
+      data: values, shape ``(E, ...)``, integer or real floating.
       segment_ids: segment of each row, integer shape ``(E,)``.
       num_segments: number of segments ``N`` (static).
       mask: optional boolean ``(E,)``, False for rows to leave out.
@@ -182,7 +194,9 @@ def segment_max(
     kept = _expand((ids >= 0) & (ids < n), data.ndim)
     hit = kept & (sg == out[jnp.clip(ids, 0, n - 1)])
     ties = jax.ops.segment_sum(hit.astype(data.dtype), ids, n)
-    delta = jax.ops.segment_sum(jnp.where(hit, data - sg, jnp.zeros_like(data)), ids, n)
+    # An infinite maximum has no gradient route (inf - inf would be NaN): it is returned as is.
+    route = hit & jnp.isfinite(sg)
+    delta = jax.ops.segment_sum(jnp.where(route, data - sg, jnp.zeros_like(data)), ids, n)
     return out + delta / jnp.maximum(ties, 1)
 
 
@@ -198,7 +212,10 @@ def segment_softmax(
 
     The shift by the (stop-gradient) segment maximum keeps it stable for large logits and does
     not change the value; masked rows get weight 0 and take no part in the normalization, and
-    gradients are NaN-free (also for empty segments and masked rows).
+    gradients are NaN-free (also for empty segments and masked rows). Input domain: finite logits
+    or ``-inf`` (weight 0). A NaN logit makes its segment's weights NaN; a ``+inf`` logit gets a
+    NaN weight (the finite rows of its segment get 0); a segment whose kept logits are all
+    ``-inf`` gets NaN weights. Leave such rows out with ``mask``.
 
     Args:
       logits: shape ``(E, ...)`` (trailing axes, e.g. attention heads, are independent).
@@ -265,11 +282,12 @@ def radius_graph(
     Receiver ``i`` owns the fixed slots ``i K, ..., i K + K - 1`` (``K = max_neighbors``), filled
     with its nearest senders first; unused slots are padding (``edge_mask`` False). Nodes with
     ``node_mask`` False neither send nor receive. The cost is ``O(N^2)`` (dense distances), fine
-    for the molecule and particle sizes this is meant for.
+    for the molecule and particle sizes this is meant for. A node with a non-finite coordinate
+    has no edges, and a negative or NaN ``r`` gives no edges at all.
 
     Args:
       x: positions, shape ``(N, d)``.
-      r: cutoff radius (scalar, may be traced).
+      r: cutoff radius (real scalar, may be traced).
       max_neighbors: neighbour cap ``K`` per receiver (static); the capacity is ``N K`` edges.
       node_mask: optional boolean ``(N,)``, False for padding nodes.
 
@@ -299,12 +317,16 @@ def radius_graph(
             f"{fn}: argument `node_mask` must be a boolean array of shape ({n},); got shape "
             f"{node_mask.shape}, dtype {node_mask.dtype}"
         )
-    r = jnp.asarray(r, x.dtype)
+    r = jnp.asarray(r)
+    if not (jnp.issubdtype(r.dtype, jnp.integer) or jnp.issubdtype(r.dtype, jnp.floating)):
+        raise TypeError(f"{fn}: argument `r` must be a real number; got dtype {r.dtype}")
+    r = r.astype(x.dtype)
     if r.ndim != 0:
         raise ValueError(f"{fn}: argument `r` must be a scalar; got shape {r.shape}")
     diff = x[:, None, :] - x[None, :, :]
     d2 = jnp.sum(diff * diff, axis=-1)
-    valid = node_mask[:, None] & node_mask[None, :] & ~jnp.eye(n, dtype=bool) & (d2 <= r * r)
+    valid = node_mask[:, None] & node_mask[None, :] & ~jnp.eye(n, dtype=bool)
+    valid = valid & (d2 <= r * r) & (r >= 0)
     d2 = jnp.where(valid, d2, jnp.inf)
     kk = min(k, n)
     neg, idx = jax.lax.top_k(-d2, kk)  # nearest first; ties by index
@@ -338,7 +360,7 @@ class GraphBatch(NamedTuple):
     edge_graph: Array
 
 
-def _as_list(fn, name, value, n_graphs=None):
+def _as_list(fn, name, value, n_graphs=None, integer=False):
     if isinstance(value, (list, tuple)):
         out = [jnp.asarray(v) for v in value]
     else:
@@ -349,6 +371,11 @@ def _as_list(fn, name, value, n_graphs=None):
                 f"(n_graphs, E); got shape {arr.shape}"
             )
         out = [arr[b] for b in range(arr.shape[0])]
+    if integer and any(not jnp.issubdtype(v.dtype, jnp.integer) for v in out):
+        raise TypeError(
+            f"{fn}: argument `{name}` must hold integer node indices; got dtypes "
+            f"{[str(v.dtype) for v in out]}"
+        )
     if any(v.ndim != 1 for v in out):
         raise ValueError(f"{fn}: every entry of `{name}` must be 1-D; got {[v.shape for v in out]}")
     if n_graphs is not None and len(out) != n_graphs:
@@ -370,6 +397,9 @@ def batch_graphs(
     :math:`o_b = \sum_{c < b} N_c`; its node features are the ``b``-th block of the concatenated
     (or reshaped ``(B N, F)``) feature arrays. A layer run on the batch equals the layer run on
     each graph, and ``segment_*(..., node_graph, n_graphs, mask=node_mask)`` pools per graph.
+    Input domain: every index of graph ``b`` lies in ``[0, N_b)``, padding edges included (mask
+    them with ``edge_mask``). Values are not checked (they may be traced): an index out of range
+    lands in another graph's block.
 
     Args:
       senders, receivers: per-graph edge indices: a sequence of ``B`` int arrays ``(E_b,)`` or a
@@ -390,13 +420,17 @@ def batch_graphs(
       ([1, 0, 3, 2], [0, 1, 2, 3], [0, 0, 1, 1])
     """
     fn = "batch_graphs"
-    s_list = _as_list(fn, "senders", senders)
+    s_list = _as_list(fn, "senders", senders, integer=True)
     b = len(s_list)
     if b == 0:
         raise ValueError(f"{fn}: argument `senders` must hold at least one graph")
-    r_list = _as_list(fn, "receivers", receivers, b)
+    r_list = _as_list(fn, "receivers", receivers, b, integer=True)
     if isinstance(n_nodes, numbers.Integral) and not isinstance(n_nodes, bool):
         sizes = [_check_count(fn, "n_nodes", n_nodes)] * b
+    elif not isinstance(n_nodes, Sequence) or isinstance(n_nodes, str):
+        raise TypeError(
+            f"{fn}: argument `n_nodes` must be an int or a sequence of {b} ints; got {n_nodes!r}"
+        )
     else:
         sizes = [_check_count(fn, "n_nodes", v) for v in n_nodes]
         if len(sizes) != b:

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from geomjax._core import Array, PyTree, pmean_if, rademacher_like, vary_if
+from geomjax._core import Array, PyTree, check_key, pmean_if, rademacher_like, vary_if
 from geomjax.curvature._hvp import hvp
 
 __all__ = ["AdaHessianState", "adahessian", "scale_by_adahessian"]
@@ -200,6 +200,8 @@ def scale_by_adahessian(
     :func:`adahessian`). ``E[z \odot Hz] = \operatorname{diag} H``; with ``update_every = r``,
     :math:`D` is recomputed only when ``count % r == 0`` and reused (still entering :math:`v_t`
     every step) otherwise; the skipped steps compute the gradient alone (``lax.cond``), no HVP.
+    Non-finite parameters, losses or curvature give non-finite updates (NaN in, NaN out, as in
+    optax).
 
     Spatial averaging (the paper's block-diagonal smoothing). Default: none for leaves with
     ``ndim <= 2`` (biases, dense kernels) and any ``ndim`` other than 4; 4-D leaves are taken as
@@ -323,6 +325,7 @@ def scale_by_adahessian(
             raise TypeError(
                 f"{fn}: `update` needs the keyword argument `key` (a PRNG key); got None"
             )
+        check_key(fn, "key", key)
         if not isinstance(batch_args, (tuple, list)):
             raise TypeError(
                 f"{fn}: argument `batch_args` must be a tuple of extra positional arguments of "
@@ -334,6 +337,18 @@ def scale_by_adahessian(
                 f"{jax.tree.structure(updates)} vs {jax.tree.structure(params)}"
             )
         batch_args = tuple(batch_args)
+        out = jax.eval_shape(loss_fn, params, *batch_args)
+        if getattr(out, "shape", None) != () or not jnp.issubdtype(out.dtype, jnp.floating):
+            raise ValueError(
+                f"{fn}: argument `loss_fn` must return a real floating scalar; got {out}"
+            )
+        p_leaves, p_def = jax.tree.flatten(params)
+        m_leaves, m_def = jax.tree.flatten(state.mu)
+        if p_def != m_def or [jnp.shape(a) for a in p_leaves] != [a.shape for a in m_leaves]:
+            raise ValueError(
+                f"{fn}: argument `params` must have the structure and shapes of the params given "
+                f"to `init`; got {[jnp.shape(a) for a in p_leaves]} vs {[a.shape for a in m_leaves]}"
+            )
         axes = _resolve_axes(fn, spatial_axes, params)
         step_key = jax.random.fold_in(key, state.count)
 

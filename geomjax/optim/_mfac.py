@@ -74,7 +74,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from geomjax._core import Array, PyTree, as_float_array, check_positive, pmean_if, psum_if
+from geomjax._core import (
+    Array,
+    PyTree,
+    as_float_array,
+    check_positive,
+    check_scalar,
+    pmean_if,
+    psum_if,
+)
 from geomjax.curvature._mfac import algebra_dtype, chol_of_window
 
 __all__ = ["MFACState", "mfac", "scale_by_mfac"]
@@ -123,8 +131,8 @@ def _axis_size(fn: str, axis_name: str) -> int:
         return jax.lax.axis_size(axis_name)
     except NameError as e:
         raise ValueError(
-            f"{fn}: `shard_buffer=True` needs `init` and `update` to run inside jax.shard_map "
-            f"(or pmap) over axis {axis_name!r}; {e}"
+            f"{fn}: argument `shard_buffer` (True) needs `init` and `update` to run inside "
+            f"jax.shard_map (or pmap) over axis {axis_name!r}; {e}"
         ) from e
 
 
@@ -148,6 +156,11 @@ def scale_by_mfac(
     See the module docstring for the algebra, numerics, cost (:math:`O(dm + m^3)` per step),
     buffer donation, blocks and devices.
 
+    Input domain: finite gradients. A non-finite gradient gives a non-finite update (NaN in,
+    NaN out) and stays in the window, spoiling the next ``m - 1`` updates until its row is
+    overwritten. Squared gradient norms must be representable in the dtype (float32: norms below
+    about 1e19); beyond, the Gram matrix overflows and the update is meaningless.
+
     Args:
       num_grads: window length ``m >= 1``.
       damping: :math:`\lambda > 0`.
@@ -163,7 +176,8 @@ def scale_by_mfac(
       :math:`u_t` (no sign flip, no learning rate), like the gradients.
 
     Raises:
-      ValueError: invalid options, or gradients whose size differs from the state's.
+      ValueError: invalid options, or gradients whose size differs from the state's (or whose
+        shapes differ from ``params``, when given).
       TypeError: non-floating parameters or gradients.
 
     Examples:
@@ -187,6 +201,7 @@ def scale_by_mfac(
             f"{fn}: argument `damping` must be a Python float; got {type(damping).__name__}"
         )
     check_positive(fn, "damping", damping)
+    check_scalar(fn, "damping", damping)  # finite too: an infinite damping zeroes every update
     int_blocks = isinstance(blocks, int) and not isinstance(blocks, bool) and blocks >= 1
     if not (blocks is None or blocks == "leaf" or int_blocks):
         raise ValueError(
@@ -194,7 +209,7 @@ def scale_by_mfac(
         )
     if shard_buffer and (axis_name is None or blocks is not None):
         raise ValueError(
-            f"{fn}: argument `shard_buffer=True` needs an `axis_name` and `blocks=None`; got "
+            f"{fn}: argument `shard_buffer` (True) needs an `axis_name` and `blocks=None`; got "
             f"axis_name={axis_name!r}, blocks={blocks!r}"
         )
     m = num_grads
@@ -223,8 +238,14 @@ def scale_by_mfac(
         )
 
     def update_fn(updates, state, params=None):
-        del params
         leaves, treedef = _leaves(fn, "updates", updates)
+        if params is not None:
+            p_leaves, p_def = jax.tree.flatten(params)
+            if p_def != treedef or [jnp.shape(a) for a in p_leaves] != [a.shape for a in leaves]:
+                raise ValueError(
+                    f"{fn}: argument `updates` must have the structure and shapes of `params`; "
+                    f"got {[a.shape for a in leaves]} vs {[jnp.shape(a) for a in p_leaves]}"
+                )
         leaves = pmean_if(leaves, axis_name)
         idx = (state.count % m).astype(jnp.int32)
         count = optax.safe_increment(state.count)
@@ -341,10 +362,13 @@ def mfac(
       Second-Order Information", NeurIPS 2021, arXiv:2107.03356.
     """
     fn = "mfac"
+    if not callable(learning_rate):
+        check_scalar(fn, "learning_rate", learning_rate, positive=False)
     for name, value, lo, hi in (
         ("momentum", momentum, 0.0, 1.0),
         ("weight_decay", weight_decay, 0.0, math.inf),
     ):
+        check_scalar(fn, name, value, positive=False)
         if isinstance(value, (int, float)) and not (lo <= value < hi):
             raise ValueError(f"{fn}: argument `{name}` must lie in [{lo}, {hi}); got {value!r}")
     parts = []

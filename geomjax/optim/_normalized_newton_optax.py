@@ -197,10 +197,12 @@ def _objective_and_curvature(
             not leaves
             or any(jnp.ndim(x) < 1 for x in leaves)
             or len({jnp.shape(x)[0] for x in leaves}) != 1
+            or jnp.shape(leaves[0])[0] < 1
         ):
             raise ValueError(
                 f"{fn}: with `per_example_loss_fn`, argument `batch_args` must be a tuple of arrays "
-                f"sharing a leading batch axis; got shapes {[jnp.shape(x) for x in leaves]}"
+                f"sharing a leading batch axis of size >= 1; got shapes "
+                f"{[jnp.shape(x) for x in leaves]}"
             )
 
         def objective(p):
@@ -436,8 +438,17 @@ def scale_by_normalized_newton(
             or out.shape != ()
             or not jnp.issubdtype(out.dtype, jnp.floating)
         ):
+            given = [
+                n
+                for n, v in (
+                    ("output_loss_fn", output_loss_fn),
+                    ("per_example_loss_fn", per_example_loss_fn),
+                    ("loss_fn", loss_fn),
+                )
+                if v is not None
+            ]
             raise ValueError(
-                f"{fn}: the objective (the loss function passed to `update`) must return a floating "
+                f"{fn}: the objective (argument `{given[0]}` of `update`) must give a floating "
                 f"scalar, the mean loss over the batch; got {out}"
             )
 

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from geomjax._core import Array, PyTree
+from geomjax._core import Array, PyTree, check_scalar
 from geomjax.manifolds._base import Manifold
 from geomjax.manifolds._euclidean import Euclidean
 
@@ -123,10 +123,38 @@ def _single_array(fn: str, m: Manifold, p: Any) -> Array:
     ps = tuple(m.point_shape)
     if x.ndim < len(ps) or tuple(x.shape[x.ndim - len(ps) :]) != ps:
         raise ValueError(
-            f"{fn}: a parameter under manifold {type(m).__name__} must have shape "
-            f"batch_shape + {ps}; got shape {x.shape}"
+            f"{fn}: argument `params`: a parameter under manifold {type(m).__name__} must have "
+            f"shape batch_shape + {ps}; got shape {x.shape}"
         )
     return x
+
+
+def _check_float_leaves(fn: str, name: str, tree: PyTree) -> None:
+    for leaf in jax.tree_util.tree_leaves(tree):
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"{fn}: argument `{name}` must have real floating leaves; got a leaf of dtype "
+                f"{dtype}"
+            )
+
+
+def _check_grads_like_params(fn: str, grads: PyTree, params: PyTree) -> None:
+    """``grads`` must have the leaves (shapes) of ``params``; both real floating."""
+    _check_float_leaves(fn, "params", params)
+    _check_float_leaves(fn, "grads", grads)
+    g_leaves, g_def = jax.tree_util.tree_flatten(grads)
+    p_leaves, p_def = jax.tree_util.tree_flatten(params)
+    if g_def != p_def:
+        raise ValueError(
+            f"{fn}: argument `grads` must have the structure of `params`; got {g_def} vs {p_def}"
+        )
+    for g, p in zip(g_leaves, p_leaves):
+        if jnp.shape(g) != jnp.shape(p):
+            raise ValueError(
+                f"{fn}: argument `grads` must have the shapes of `params`; got a leaf of shape "
+                f"{jnp.shape(g)} for a parameter of shape {jnp.shape(p)}"
+            )
 
 
 def _batched(m: Manifold, fn: Callable[..., tuple], x: Array, *args: Array) -> tuple:
@@ -161,12 +189,22 @@ def _check_params(fn: str, params: PyTree) -> None:
 
 def _check_hparams(fn: str, **kw: float) -> None:
     for name, (value, lo, hi) in kw.items():
+        check_scalar(
+            fn, name, value, positive=False
+        )  # real scalar (arrays from inject_hyperparams)
         if isinstance(value, (int, float)) and not (lo <= value < hi):
             raise ValueError(f"{fn}: argument `{name}` must lie in [{lo}, {hi}); got {value!r}")
 
 
+def _check_learning_rate(fn: str, learning_rate) -> None:
+    if not callable(learning_rate):
+        check_scalar(fn, "learning_rate", learning_rate, positive=False)
+
+
 def _check_stabilize(fn: str, stabilize: int | None) -> None:
-    if stabilize is not None and (not isinstance(stabilize, int) or stabilize < 1):
+    if stabilize is not None and (
+        isinstance(stabilize, bool) or not isinstance(stabilize, int) or stabilize < 1
+    ):
         raise ValueError(
             f"{fn}: argument `stabilize` must be None or an int >= 1; got {stabilize!r}"
         )
@@ -202,9 +240,13 @@ def riemannian_sgd(
     ``manifold.transp``. Euclidean leaves (``None`` or ``Euclidean``) reduce exactly to
     ``optax.sgd(learning_rate, momentum, nesterov)`` (same arithmetic, bitwise equal updates).
 
+    Input domain: parameters are not checked to lie on their manifold (``manifold.check_point``
+    does; the step starts from the given array, and ``stabilize`` projects drifted points back).
+    Non-finite gradients or parameters give non-finite updates (NaN in, NaN out, as in optax).
+
     Args:
-      learning_rate: :math:`\eta`, a float or an optax schedule ``count -> lr`` (evaluated at the
-        number of steps already taken, as optax does).
+      learning_rate: :math:`\eta \ge 0`, a float or an optax schedule ``count -> lr`` (evaluated
+        at the number of steps already taken, as optax does).
       momentum: :math:`\beta \in [0, 1)`; ``0`` keeps no buffer.
       nesterov: Nesterov momentum.
       manifolds: a pytree that is a prefix of the parameter tree, leaves ``Manifold`` or ``None``;
@@ -236,12 +278,14 @@ def riemannian_sgd(
       arXiv 1810.00760 (momentum transport as in geoopt's RiemannianSGD).
     """
     fn = "riemannian_sgd"
+    _check_learning_rate(fn, learning_rate)
     _check_hparams(fn, momentum=(momentum, 0.0, 1.0))
     _check_stabilize(fn, stabilize)
     m_leaves, m_def = _check_manifolds(fn, manifolds)
     use_momentum = not (isinstance(momentum, (int, float)) and momentum == 0)
 
     def init_fn(params):
+        _check_float_leaves(fn, "params", params)
         count = jnp.zeros([], jnp.int32)
         if not use_momentum:
             return RiemannianSGDState(count=count, momentum=None)
@@ -256,6 +300,7 @@ def riemannian_sgd(
 
     def update_fn(grads, state, params=None):
         _check_params(fn, params)
+        _check_grads_like_params(fn, grads, params)
         lr = _learning_rate(learning_rate, state.count)
         count_inc = optax.safe_increment(state.count)
         g_sub = _split(fn, m_def, grads, "grads")
@@ -353,6 +398,9 @@ def riemannian_adam(
     bias-corrects it afterwards (as torch / geoopt), which differs slightly from
     ``optax.amsgrad`` (maximum of the corrected :math:`v`).
 
+    Input domain: as :func:`riemannian_sgd` (points not checked to lie on the manifold; NaN in,
+    NaN out). With ``eps=0`` a zero gradient on the first step divides 0 by 0 (NaN update).
+
     Args:
       learning_rate: :math:`\eta`, a float or an optax schedule ``count -> lr``.
       b1: :math:`\beta_1 \in [0, 1)`.
@@ -385,13 +433,14 @@ def riemannian_adam(
       Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, arXiv 1412.6980.
     """
     fn = "riemannian_adam"
+    _check_learning_rate(fn, learning_rate)
     _check_hparams(fn, b1=(b1, 0.0, 1.0), b2=(b2, 0.0, 1.0))
-    if isinstance(eps, (int, float)) and eps < 0:
-        raise ValueError(f"{fn}: argument `eps` must be >= 0; got {eps!r}")
+    check_scalar(fn, "eps", eps, positive=False)
     _check_stabilize(fn, stabilize)
     m_leaves, m_def = _check_manifolds(fn, manifolds)
 
     def init_fn(params):
+        _check_float_leaves(fn, "params", params)
         subtrees = _split(fn, m_def, params, "params")
         mus, nus = [], []
         for m, p in zip(m_leaves, subtrees):
@@ -412,6 +461,7 @@ def riemannian_adam(
 
     def update_fn(grads, state, params=None):
         _check_params(fn, params)
+        _check_grads_like_params(fn, grads, params)
         lr = _learning_rate(learning_rate, state.count)
         count_inc = optax.safe_increment(state.count)
         g_sub = _split(fn, m_def, grads, "grads")

@@ -156,6 +156,8 @@ def _validate_scalars(fn, gamma0, max_steps, tol, max_trials, cg_max_iter, cg_to
     for name, val in (("gamma0", gamma0), ("cg_tol", cg_tol)):
         if isinstance(val, numbers.Real) and not val > 0:
             raise ValueError(f"{fn}: argument `{name}` must be positive; got {val!r}")
+    if isinstance(gamma0, numbers.Real) and gamma0 == float("inf"):
+        raise ValueError(f"{fn}: argument `gamma0` must be finite; got {gamma0!r}")
     if isinstance(tol, numbers.Real) and not tol >= 0:
         raise ValueError(f"{fn}: argument `tol` must be >= 0; got {tol!r}")
 
@@ -165,6 +167,17 @@ def _scalar_shape_check(fn, name, shape_struct, what):
         raise ValueError(
             f"{fn}: argument `{name}` must return a scalar {what}; got "
             f"{getattr(shape_struct, 'shape', type(shape_struct).__name__)}"
+        )
+    _float_output_check(fn, name, shape_struct)
+
+
+def _float_output_check(fn, name, shape_struct):
+    # an integer output would be cast to the float dtype with a zero derivative: a silent
+    # "converged" at x0; a complex one would drop its imaginary part
+    if not jnp.issubdtype(shape_struct.dtype, jnp.floating):
+        raise TypeError(
+            f"{fn}: argument `{name}` must return real floating values; got dtype "
+            f"{shape_struct.dtype}"
         )
 
 
@@ -233,7 +246,8 @@ def gradient_normalized_newton(
     * ``"diagonal"``: the diagonal of :math:`\nabla^2 f` (``n`` Hessian-vector products on the
       CG path); solved elementwise unless ``metric`` is a dense matrix;
     * ``"none"``: :math:`H = 0`;
-    * a callable ``hessian(x) -> (n, n)`` array, ``x`` the pytree.
+    * a callable ``hessian(x) -> (n, n)`` array, ``x`` the pytree (the dense solver uses its
+      symmetric part; CG multiplies by it as given, so it should be symmetric).
 
     Linear solves (``linear_solver``): ``"dense"`` eigendecomposes
     :math:`L^{-1} H_k L^{-\top}` (:math:`B = LL^\top`) once per step, which also checks that
@@ -276,8 +290,9 @@ def gradient_normalized_newton(
       hessian: ``"exact"`` | ``"gauss_newton"`` | ``"fisher"`` | ``"diagonal"`` | ``"none"`` |
         callable ``x -> (n, n)``.
       metric: :math:`B`: None (identity), a positive vector ``(n,)`` (diagonal :math:`B`) or an
-        SPD matrix ``(n, n)``, in flattened order (values are not checked; a matrix whose
-        Cholesky factorization fails gives status 3).
+        SPD matrix ``(n, n)``, in flattened order (a concrete metric is checked: positive,
+        resp. symmetric to rounding and positive definite, ValueError otherwise; a traced one is
+        not: its symmetric part is used, and a failed Cholesky factorization gives status 3).
       gamma0: initial radius :math:`\gamma_0 > 0`.
       max_steps: maximum number of accepted steps (static).
       tol: stop when :math:`\|\nabla f(x_k)\|_* \le` ``tol``.
@@ -296,14 +311,16 @@ def gradient_normalized_newton(
       :class:`NormalizedNewtonResult` ``(x, converged, n_steps, f, grad_norm, status, history,
       n_fun_evals, n_grad_evals, n_linear_solves, n_hessian_vps, n_hessian_evals, gamma)``;
       ``result.message`` explains ``status``. On failure (status 1-4) ``x`` is the last accepted
-      iterate and ``converged`` is False; nothing returned is NaN.
+      iterate and ``converged`` is False; nothing returned is NaN (except ``x`` when ``x0``
+      itself is not finite: status 3 at ``x0``).
 
     Raises:
       ValueError: unknown ``hessian`` / ``linear_solver``; a missing ``model_fn``, ``loss_fn``
         or ``per_example_fn``; a callable ``hessian`` whose output is not ``(n, n)``; a
         ``metric`` not of shape ``(n,)`` or ``(n, n)``; ``f`` or ``loss_fn`` not scalar;
         ``per_example_fn`` not a vector; invalid scalar options.
-      TypeError: non-floating ``x0`` or ``metric``.
+      TypeError: non-floating ``x0`` or ``metric``; ``f``, ``loss_fn``, ``per_example_fn`` or a
+        callable ``hessian`` returning non-floating values.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -374,11 +391,12 @@ def gradient_normalized_newton(
         except jax.errors.TracerArrayConversionError:
             mnp = None
         if mnp is not None:
-            ok = (
-                bool(np.all(mnp > 0))
-                if mkind == "diagonal"
-                else bool(np.linalg.eigvalsh(0.5 * (mnp + mnp.T))[0] > 0)
-            )
+            if mkind == "diagonal":
+                ok = bool(np.all(mnp > 0))
+            else:  # symmetric to rounding (16 eps of the dtype, relative), then definite
+                scale = float(np.max(np.abs(mnp))) if np.all(np.isfinite(mnp)) else np.nan
+                sym = np.max(np.abs(mnp - mnp.T)) <= 16 * float(jnp.finfo(dtype).eps) * scale
+                ok = bool(sym) and bool(np.linalg.eigvalsh(0.5 * (mnp + mnp.T))[0] > 0)
             if not ok:
                 what = (
                     "a positive vector"
@@ -396,6 +414,7 @@ def gradient_normalized_newton(
                 f"{fn}: callable argument `hessian` must return an array of shape ({n}, {n}) "
                 f"(n = size of the flattened x0); got {getattr(out, 'shape', type(out).__name__)}"
             )
+        _float_output_check(fn, "hessian", out)
         kind = "callable"
     else:
         kind = hessian
@@ -424,6 +443,7 @@ def gradient_normalized_newton(
                 f"{fn}: argument `per_example_fn` must return a vector (m,) of per-example losses; "
                 f"got {getattr(e_struct, 'shape', type(e_struct).__name__)}"
             )
+        _float_output_check(fn, "per_example_fn", e_struct)
         n_ex = int(e_struct.shape[0])
 
         def per_flat(v):

@@ -1,0 +1,1308 @@
+"""Fuzz suite for ``geomjax.equivariant``: every public function under bad and edge input.
+
+The contract is the one of ``_fuzz.py``: structural bad input raises ``ValueError``/``TypeError``
+at trace time naming the argument; value-bad input (NaN/inf entries, negative radii, out-of-range
+indices, non-orthogonal frames) gives what the docstring says ("NaN in, NaN out", "no edges",
+"not checked", a ``FrameInfo.degenerate`` flag); valid edge input (empty graphs and sets, one
+node, coincident points, repeated eigenvalues, zero vectors) is finite, gradients included.
+
+Shapes are fixed per function so that the jitted value checks compile once; hypothesis draws the
+wrong shapes, dtypes, option strings and poison positions.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from _fuzz import (
+    BAD_DTYPES,
+    POISONS,
+    UNKNOWN_OPTIONS,
+    expect_named_error,
+    leaves_finite,
+    poison,
+    wrong_shape,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+import geomjax.equivariant as E
+
+COVERED = {
+    "geomjax.equivariant": {
+        "batch_graphs",
+        "canonicalize",
+        "canonicalized_apply",
+        "canonicalizer_frame",
+        "canonicalizer_vectors",
+        "decanonicalize",
+        "deep_sets",
+        "deep_sets_layer",
+        "egnn",
+        "egnn_layer",
+        "frame_average",
+        "fully_connected_graph",
+        "gram_schmidt_frame",
+        "init_canonicalizer",
+        "init_deep_sets",
+        "init_deep_sets_layer",
+        "init_egnn",
+        "init_egnn_layer",
+        "pca_frames",
+        "radius_graph",
+        "segment_max",
+        "segment_mean",
+        "segment_softmax",
+        "segment_sum",
+        "set_pool",
+    }
+}
+EXEMPT = {
+    "geomjax.equivariant": {
+        "FrameInfo": "a result type (NamedTuple), no input; pca_frames and frame_average return "
+        "it and are fuzzed",
+        "GraphBatch": "a result type (NamedTuple), no input; batch_graphs returns it and is fuzzed",
+    }
+}
+
+KEY = jax.random.key(0)
+BAD_KEYS = (0, 1.5, np.zeros(2, np.float32), np.zeros(3, np.uint32), jax.random.split(KEY, 2))
+BAD_COUNTS = (0, -2, 2.5, True, "3", None)
+
+
+def _cast(x, dtype):
+    return np.asarray(x).astype(dtype)
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _accepts(fn, *args, **kwargs) -> None:
+    """A valid call traces (abstractly, no compilation) to floating outputs."""
+    out = jax.eval_shape(functools.partial(fn, **kwargs), *args)
+    assert jax.tree.leaves(out)
+
+
+def _value_and_grad(fn, *args):
+    """Jitted ``(fn(*args), d sum(fn) / d args[0])``: one compilation for values and gradient."""
+
+    def total(x, *rest):
+        out = fn(x, *rest)
+        leaves = [jnp.sum(a) for a in jax.tree.leaves(out) if jnp.issubdtype(a.dtype, jnp.inexact)]
+        return sum(leaves), out
+
+    (_, out), grad = jax.jit(jax.value_and_grad(total, has_aux=True))(*args)
+    return out, grad
+
+
+def _orthogonality_error(r) -> float:
+    r = np.asarray(r, np.float64)
+    return float(np.max(np.abs(r.T @ r - np.eye(r.shape[-1]))))
+
+
+# =============================================================================================
+# segment reductions
+# =============================================================================================
+
+SEGMENT_FNS = {
+    "segment_sum": E.segment_sum,
+    "segment_mean": E.segment_mean,
+    "segment_max": E.segment_max,
+    "segment_softmax": E.segment_softmax,
+}
+SEG_NAMES = sorted(SEGMENT_FNS)
+IDS = np.array([0, 0, 2, 1, 2], np.int32)  # E = 5 rows, N = 3 segments; segment 1 has one row
+DATA = (np.arange(10, dtype=np.float32).reshape(5, 2) - 4.0) / 7.0
+_SEG_JIT = {k: jax.jit(f, static_argnums=2) for k, f in SEGMENT_FNS.items()}
+
+
+def _segment_reference(name: str, data: np.ndarray) -> np.ndarray:
+    """The reductions in NumPy (float64), row by row; empty segments give 0."""
+    data = np.asarray(data, np.float64)
+    out = np.zeros((3, *data.shape[1:]))
+    for k in range(3):
+        rows = data[IDS == k]
+        if name == "segment_sum":
+            out[k] = rows.sum(axis=0)
+        elif name == "segment_mean":
+            out[k] = rows.mean(axis=0)
+        else:
+            out[k] = rows.max(axis=0)
+    return out
+
+
+@given(name=st.sampled_from(SEG_NAMES), shape=wrong_shape((5, 2)))
+def test_segment_data_shape(name, shape):
+    fn = SEGMENT_FNS[name]
+    data = np.ones(shape, np.float32)
+    if shape[:1] == (5,):  # trailing axes are free: a valid call
+        _accepts(fn, data, IDS, num_segments=3)
+        return
+    expect_named_error(lambda d: fn(d, IDS, 3), data, name="data")
+
+
+@given(name=st.sampled_from(SEG_NAMES), dtype=st.sampled_from(BAD_DTYPES))
+def test_segment_data_dtype(name, dtype):
+    fn = SEGMENT_FNS[name]
+    data = _cast(DATA * 7, dtype)
+    if name in ("segment_sum", "segment_max") and dtype == jnp.int32:
+        # documented: integer data is summed / maximized exactly
+        np.testing.assert_array_equal(fn(data, IDS, 3), _segment_reference(name, data))
+        return
+    expect_named_error(lambda d: fn(d, IDS, 3), data, name="data")
+
+
+@pytest.mark.parametrize("name", SEG_NAMES)
+@pytest.mark.parametrize(
+    "ids",
+    [IDS.astype(np.float32), IDS.reshape(5, 1), IDS.astype(bool), np.int32(0), IDS[:4]],
+    ids=["float", "2d", "bool", "scalar", "short"],
+)
+def test_segment_ids_structure(name, ids):
+    fn = SEGMENT_FNS[name]
+    # a short ids vector is reported as a mismatch of `data` against it: both are named
+    err = expect_named_error(
+        lambda i: fn(DATA, i, 3), ids, name="data" if ids.shape == (4,) else "segment_ids"
+    )
+    assert "segment_ids" in str(err) or "one row per segment id" in str(err)
+
+
+@pytest.mark.parametrize("name", SEG_NAMES)
+@pytest.mark.parametrize("num_segments", BAD_COUNTS)
+def test_segment_num_segments(name, num_segments):
+    expect_named_error(SEGMENT_FNS[name], DATA, IDS, num_segments, name="num_segments", jit=False)
+
+
+@given(name=st.sampled_from(SEG_NAMES), shape=wrong_shape((5,)), as_float=st.booleans())
+def test_segment_mask_structure(name, shape, as_float):
+    mask = np.ones(shape, np.float32 if as_float else bool)
+    fn = SEGMENT_FNS[name]
+    expect_named_error(lambda m: fn(DATA, IDS, 3, mask=m), mask, name="mask")
+    if shape != (5,):
+        return
+    expect_named_error(lambda m: fn(DATA, IDS, 3, mask=m), mask.astype(np.float32), name="mask")
+
+
+@given(
+    name=st.sampled_from(["segment_sum", "segment_mean", "segment_max"]),
+    kind=POISONS,
+    index=st.integers(0, 9),
+)
+def test_segment_poison_propagates(name, kind, index):
+    """Documented: NaN in, NaN out within the poisoned segment; infinities give the IEEE result
+    (the maximum may be +-inf); other segments are untouched."""
+    data = poison(DATA, kind, index)
+    with jax.debug_nans(False):
+        out = np.asarray(_SEG_JIT[name](data, IDS, 3))
+    np.testing.assert_allclose(out, _segment_reference(name, data), rtol=1e-6, equal_nan=True)
+
+
+@given(kind=POISONS, index=st.integers(0, 4))
+def test_segment_softmax_poison(kind, index):
+    """Documented: a NaN logit makes its segment NaN; a +inf logit gets a NaN weight and the
+    finite rows of its segment 0; a -inf logit gets weight 0 unless every kept logit of the
+    segment is -inf (then the segment is NaN). Other segments stay finite."""
+    logits = poison(DATA[:, 0], kind, index)
+    with jax.debug_nans(False):
+        w = np.asarray(_SEG_JIT["segment_softmax"](logits, IDS, 3))
+    seg = IDS[index]
+    rows = IDS == seg
+    alone = rows.sum() == 1
+    if kind == "nan" or (kind == "-inf" and alone):
+        assert np.all(np.isnan(w[rows]))
+    elif kind == "inf":
+        others = rows & (np.arange(5) != index)
+        assert np.isnan(w[index]) and np.all(w[others] == 0.0)
+    else:
+        assert w[index] == 0.0
+        assert np.all(np.isfinite(w[rows])) and abs(w[rows].sum() - 1.0) < 4 * 1.2e-7 * rows.sum()
+    assert np.all(np.isfinite(w[~rows]))
+
+
+@pytest.mark.parametrize("name", SEG_NAMES)
+def test_segment_valid_edges(name):
+    """Empty graphs, all rows masked, empty segments and tied maxima: finite values and
+    gradients (jax_debug_nans is on)."""
+    fn = SEGMENT_FNS[name]
+    empty = fn(np.zeros((0, 2), np.float32), np.zeros((0,), np.int32), 3)
+    assert empty.shape == ((0, 2) if name == "segment_softmax" else (3, 2)) and leaves_finite(empty)
+    ties = np.ones((5, 2), np.float32)
+    some = np.array([True, False, True, False, True])
+
+    def probe(d):  # 4 segments (one always empty); no, all or some rows masked; tied values
+        outs = [fn(d, IDS, 4, mask=m) for m in (None, np.zeros(5, bool), some)]
+        return [o * jnp.arange(o.size, dtype=o.dtype).reshape(o.shape) for o in outs]
+
+    outs, grad = _value_and_grad(probe, ties)
+    assert leaves_finite((outs, grad)) and not np.any(np.asarray(outs[1]))
+
+
+@pytest.mark.parametrize("n_nodes", BAD_COUNTS)
+def test_fully_connected_graph_bad_count(n_nodes):
+    expect_named_error(E.fully_connected_graph, n_nodes, name="n_nodes", jit=False)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+@pytest.mark.parametrize("self_loops", [False, True])
+def test_fully_connected_graph_edges(n, self_loops):
+    s, r = E.fully_connected_graph(n, self_loops)
+    assert s.shape == r.shape == (n * n if self_loops else n * (n - 1),)
+    pairs = {(int(a), int(b)) for a, b in zip(s, r)}
+    assert pairs == {(j, i) for i in range(n) for j in range(n) if self_loops or i != j}
+
+
+X4 = _rng(1).standard_normal((4, 3)).astype(np.float32)
+_RADIUS_JIT = jax.jit(E.radius_graph, static_argnums=2)
+
+
+@given(shape=wrong_shape((4, 3)))
+def test_radius_graph_x_shape(shape):
+    x = np.ones(shape, np.float32)
+    if len(shape) == 2:  # any (N, d) is valid, N = 0 and d = 0 included
+        s, r, m = jax.eval_shape(lambda y: E.radius_graph(y, 1.0, 2), x)
+        assert s.shape == r.shape == m.shape == (shape[0] * 2,)
+        return
+    expect_named_error(lambda y: E.radius_graph(y, 1.0, 2), x, name="x")
+
+
+@given(dtype=st.sampled_from(BAD_DTYPES))
+def test_radius_graph_x_dtype(dtype):
+    expect_named_error(lambda y: E.radius_graph(y, 1.0, 2), _cast(X4, dtype), name="x")
+
+
+@pytest.mark.parametrize(
+    "r", [np.ones(2, np.float32), 1.0 + 1.0j, True, np.bool_(True), np.ones((1, 1))]
+)
+def test_radius_graph_bad_r(r):
+    expect_named_error(E.radius_graph, X4, r, 2, name="r", jit=False)
+
+
+@pytest.mark.parametrize("k", BAD_COUNTS)
+def test_radius_graph_bad_max_neighbors(k):
+    expect_named_error(E.radius_graph, X4, 1.0, k, name="max_neighbors", jit=False)
+
+
+@given(shape=wrong_shape((4,)), as_float=st.booleans())
+def test_radius_graph_node_mask(shape, as_float):
+    mask = np.ones(shape, np.float32 if as_float else bool)
+    if shape == (4,) and not as_float:
+        return
+    expect_named_error(lambda m: E.radius_graph(X4, 1.0, 2, m), mask, name="node_mask")
+
+
+@given(kind=POISONS, index=st.integers(0, 11))
+def test_radius_graph_poisoned_node_has_no_edges(kind, index):
+    """Documented: a node with a non-finite coordinate has no edges."""
+    x = poison(X4, kind, index)
+    with jax.debug_nans(False):
+        s, r, m = (np.asarray(a) for a in _RADIUS_JIT(x, 10.0, 3))
+    bad = index // 3
+    assert not np.any(m & ((s == bad) | (r == bad)))
+    # every other pair is within the radius 10 of these unit-scale points: 2 neighbours each
+    assert all(m[r == i].sum() == 2 for i in range(4) if i != bad)
+
+
+@pytest.mark.parametrize("r", [-1.0, float("nan"), -np.inf])
+def test_radius_graph_negative_or_nan_radius_has_no_edges(r):
+    with jax.debug_nans(False):
+        _, _, m = _RADIUS_JIT(X4, r, 3)
+    assert not np.any(np.asarray(m))
+
+
+def test_radius_graph_valid_edges():
+    # coincident points: all within r = 0; the cap K applies; one node; no nodes
+    s, r, m = E.radius_graph(np.zeros((5, 2), np.float32), 0.0, 3)
+    assert np.asarray(m).reshape(5, 3).all() and np.all(np.asarray(s) != np.asarray(r))
+    _, _, m1 = E.radius_graph(np.zeros((1, 3), np.float32), 1.0, 2)
+    assert not np.any(np.asarray(m1))
+    s0, _, _ = E.radius_graph(np.zeros((0, 3), np.float32), 1.0, 2)
+    assert s0.shape == (0,)
+    _, _, mi = E.radius_graph(X4, np.inf, 3)
+    assert np.asarray(mi).all()
+
+
+S2, R2 = (np.asarray(a) for a in E.fully_connected_graph(2))
+
+
+@pytest.mark.parametrize("which", ["senders", "receivers"])
+@given(dtype=st.sampled_from((np.float32, np.bool_, np.complex64)), stacked=st.booleans())
+def test_batch_graphs_index_dtype(which, dtype, stacked):
+    good = np.stack([S2, S2]) if stacked else [S2, S2]
+    bad = np.stack([S2, S2]).astype(dtype) if stacked else [S2.astype(dtype), S2.astype(dtype)]
+    args = {"senders": good, "receivers": good, which: bad}
+    expect_named_error(E.batch_graphs, args["senders"], args["receivers"], 2, name=which, jit=False)
+
+
+@given(shape=wrong_shape((2, 2)))
+def test_batch_graphs_index_shapes(shape):
+    """A stacked index array must be 2-D (n_graphs, E) and match the other one."""
+    bad = np.zeros(shape, np.int32)
+    good = np.stack([S2, S2])
+    if len(shape) != 2:
+        expect_named_error(E.batch_graphs, bad, good, 2, name="senders", jit=False)
+        expect_named_error(E.batch_graphs, good, bad, 2, name="receivers", jit=False)
+    elif shape[0] == 0:
+        expect_named_error(E.batch_graphs, bad, bad, 2, name="senders", jit=False)
+    else:
+        expect_named_error(E.batch_graphs, good, bad, 2, name="receivers", jit=False)
+
+
+@pytest.mark.parametrize("n_nodes", [*BAD_COUNTS, [2], [2, 2, 2], [2, 0]])
+def test_batch_graphs_n_nodes(n_nodes):
+    expect_named_error(E.batch_graphs, [S2, S2], [R2, R2], n_nodes, name="n_nodes", jit=False)
+
+
+@pytest.mark.parametrize("which", ["edge_mask", "node_mask"])
+@pytest.mark.parametrize(
+    "bad", ["float", "short", "one_graph", "scalar"], ids=["float", "short", "count", "scalar"]
+)
+def test_batch_graphs_masks(which, bad):
+    size = 2
+    mask = {
+        "float": [np.ones(size, np.float32)] * 2,
+        "short": [np.ones(size - 1, bool)] * 2,
+        "one_graph": [np.ones(size, bool)],
+        "scalar": np.array(True),
+    }[bad]
+    expect_named_error(
+        E.batch_graphs, [S2, S2], [R2, R2], 2, name=which, jit=False, **{which: mask}
+    )
+
+
+def test_batch_graphs_valid_and_documented_range():
+    g = E.batch_graphs([S2, np.zeros(0, np.int32)], [R2, np.zeros(0, np.int32)], [2, 3])
+    assert g.senders.tolist() == [1, 0] and g.node_graph.tolist() == [0, 0, 1, 1, 1]
+    assert g.edge_graph.shape == (2,) and g.node_mask.all()
+    # Input domain (documented, not checked): an out-of-range index lands in the next block.
+    g = E.batch_graphs([np.array([2], np.int32)] * 2, [np.array([0], np.int32)] * 2, 2)
+    assert g.senders.tolist() == [2, 4]
+
+
+# =============================================================================================
+# Deep Sets
+# =============================================================================================
+
+DS_LAYER = E.init_deep_sets_layer(KEY, 3, 4)
+DS_MODEL = E.init_deep_sets(KEY, 3, (4,), (4, 2))
+XS = _rng(2).standard_normal((5, 3)).astype(np.float32)
+MASK5 = np.array([True, True, False, True, False])
+POOLS = ("mean", "sum", "max")
+SET_FNS = {
+    "set_pool": lambda x, **kw: E.set_pool(x, **kw),
+    "deep_sets_layer": lambda x, **kw: E.deep_sets_layer(DS_LAYER, x, **kw),
+    "deep_sets": lambda x, **kw: E.deep_sets(DS_MODEL, x, **kw),
+}
+SET_NAMES = sorted(SET_FNS)
+_SET_JIT = {k: jax.jit(f, static_argnames="pool") for k, f in SET_FNS.items()}
+
+
+@given(name=st.sampled_from(SET_NAMES), shape=wrong_shape((5, 3)))
+def test_sets_x_shape(name, shape):
+    fn = SET_FNS[name]
+    x = np.ones(shape, np.float32)
+    if len(shape) != 2:
+        expect_named_error(fn, x, name="x")
+    elif shape[1] != 3 and name != "set_pool":
+        # the feature axis must match the parameters: reported naming them
+        expect_named_error(fn, x, name="params['gamma']" if name == "deep_sets_layer" else "params")
+    else:
+        for pool in POOLS:
+            _accepts(fn, x, pool=pool)
+
+
+@given(name=st.sampled_from(SET_NAMES), dtype=st.sampled_from(BAD_DTYPES))
+def test_sets_x_dtype(name, dtype):
+    expect_named_error(SET_FNS[name], _cast(XS, dtype), name="x")
+
+
+@given(name=st.sampled_from(SET_NAMES), pool=UNKNOWN_OPTIONS)
+def test_sets_unknown_pool(name, pool):
+    expect_named_error(SET_FNS[name], XS, name="pool", jit=False, pool=pool)
+
+
+@given(name=st.sampled_from(SET_NAMES), shape=wrong_shape((5,)), as_float=st.booleans())
+def test_sets_node_mask(name, shape, as_float):
+    if shape == (5,) and not as_float:
+        return
+    mask = np.ones(shape, np.float32 if as_float else bool)
+    expect_named_error(lambda m: SET_FNS[name](XS, node_mask=m), mask, name="node_mask")
+
+
+_LAYER_CORRUPTIONS = {
+    "not a dict": ([DS_LAYER["gamma"]], "params"),
+    "missing bias": ({"gamma": DS_LAYER["gamma"], "lambda": DS_LAYER["lambda"]}, "params"),
+    "lambda shape": ({**DS_LAYER, "lambda": np.ones((3, 5), np.float32)}, "params['gamma']"),
+    "bias shape": ({**DS_LAYER, "bias": np.ones(5, np.float32)}, "params['bias']"),
+    "int gamma": ({**DS_LAYER, "gamma": np.ones((3, 4), np.int32)}, "params"),
+    "complex lambda": ({**DS_LAYER, "lambda": np.ones((3, 4), np.complex64)}, "params"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_LAYER_CORRUPTIONS))
+def test_deep_sets_layer_bad_params(case):
+    params, name = _LAYER_CORRUPTIONS[case]
+    expect_named_error(lambda p: E.deep_sets_layer(p, XS), params, name=name, jit=False)
+
+
+def _corrupt_mlp(params, part, layer, what):
+    bad = jax.tree.map(lambda a: a, params)
+    entry = dict(bad[part][layer])
+    if what == "drop_w":
+        del entry["w"]
+    elif what == "w_rows":
+        entry["w"] = np.ones((entry["w"].shape[0] + 1, entry["w"].shape[1]), np.float32)
+    elif what == "b_size":
+        entry["b"] = np.ones(entry["b"].shape[0] + 1, np.float32)
+    elif what == "complex":
+        entry["w"] = np.asarray(entry["w"]).astype(np.complex64)
+    bad[part] = list(bad[part])
+    bad[part][layer] = entry
+    return bad
+
+
+@given(
+    part=st.sampled_from(["phi", "rho"]),
+    layer=st.integers(0, 1),
+    what=st.sampled_from(["drop_w", "w_rows", "b_size", "complex", "empty"]),
+)
+def test_deep_sets_bad_params(part, layer, what):
+    layer = min(layer, len(DS_MODEL[part]) - 1)
+    if what == "empty":
+        bad = {**DS_MODEL, part: []}
+    else:
+        bad = _corrupt_mlp(DS_MODEL, part, layer, what)
+    expect_named_error(lambda p: E.deep_sets(p, XS), bad, name="params", jit=False)
+    expect_named_error(lambda p: E.deep_sets(p, XS), [DS_MODEL], name="params", jit=False)
+
+
+@pytest.mark.parametrize("bad_key", BAD_KEYS, ids=lambda k: type(k).__name__)
+def test_deep_sets_init_bad_key(bad_key):
+    expect_named_error(E.init_deep_sets_layer, bad_key, 3, 4, name="key", jit=False)
+    expect_named_error(E.init_deep_sets, bad_key, 3, name="key", jit=False)
+
+
+@pytest.mark.parametrize("bad", BAD_COUNTS)
+def test_deep_sets_init_bad_sizes(bad):
+    expect_named_error(E.init_deep_sets_layer, KEY, bad, 4, name="in_features", jit=False)
+    expect_named_error(E.init_deep_sets_layer, KEY, 3, bad, name="out_features", jit=False)
+    expect_named_error(E.init_deep_sets, KEY, bad, name="in_features", jit=False)
+    expect_named_error(E.init_deep_sets, KEY, 3, (4, bad), name="phi_features", jit=False)
+    expect_named_error(E.init_deep_sets, KEY, 3, (4,), (bad,), name="rho_features", jit=False)
+
+
+@pytest.mark.parametrize("features", [4, "44", None, ()], ids=str)
+def test_deep_sets_init_bad_feature_lists(features):
+    expect_named_error(E.init_deep_sets, KEY, 3, features, name="phi_features", jit=False)
+    expect_named_error(E.init_deep_sets, KEY, 3, (4,), features, name="rho_features", jit=False)
+
+
+@pytest.mark.parametrize("dtype", BAD_DTYPES)
+def test_deep_sets_init_bad_dtype(dtype):
+    expect_named_error(E.init_deep_sets_layer, KEY, 3, 4, name="dtype", jit=False, dtype=dtype)
+    expect_named_error(E.init_deep_sets, KEY, 3, name="dtype", jit=False, dtype=dtype)
+
+
+@given(
+    name=st.sampled_from(SET_NAMES),
+    pool=st.sampled_from(POOLS),
+    kind=POISONS,
+    index=st.integers(0, 14),
+)
+def test_sets_poison(name, pool, kind, index):
+    """Documented: non-finite entries of real rows propagate; padding rows never matter."""
+    x = poison(XS, kind, index)
+    row = index // 3
+    fn = _SET_JIT[name]
+    with jax.debug_nans(False):
+        out = fn(x, pool=pool, node_mask=MASK5)
+        clean = fn(XS, pool=pool, node_mask=MASK5)
+    if not MASK5[row]:
+        np.testing.assert_array_equal(out, clean)  # padding rows do not enter
+    elif name != "deep_sets" or pool != "max":
+        # the poisoned row reaches the output (ReLU and max can hide -inf, so only NaN/+inf are
+        # required to show for the max pool; -inf is legitimately absorbed by the max)
+        if not (pool == "max" and kind == "-inf"):
+            assert not leaves_finite(out)
+
+
+@pytest.mark.parametrize(
+    "x,mask",
+    [
+        (np.zeros((0, 3), np.float32), None),
+        (np.zeros((0, 3), np.float32), np.zeros(0, bool)),
+        (XS, np.zeros(5, bool)),
+        (XS[:1], None),
+        (np.ones((4, 3), np.float32), None),
+    ],
+    ids=["empty", "empty_masked", "all_padding", "one", "ties"],
+)
+def test_sets_valid_edges(x, mask):
+    """Empty set, every row padding, one element, tied rows: finite values and gradients, for
+    every function and pool (one compilation per case)."""
+
+    def probe(y):
+        return {(n, p): SET_FNS[n](y, pool=p, node_mask=mask) for n in SET_NAMES for p in POOLS}
+
+    outs, grad = _value_and_grad(probe, x)
+    assert leaves_finite((outs, grad))
+    if x.shape[0] == 0 or (mask is not None and not mask.any()):
+        for p in POOLS:  # documented: an empty set pools to zeros
+            assert not np.any(np.asarray(outs[("set_pool", p)]))
+
+
+N_E, F_E, A_E, H_E = 4, 3, 2, 8
+SE, RE = (np.asarray(a) for a in E.fully_connected_graph(N_E))
+N_EDGES = SE.shape[0]
+EG_LAYER = E.init_egnn_layer(KEY, F_E, A_E, H_E, attention=True)
+EG_VEL = E.init_egnn_layer(KEY, F_E, 0, H_E, velocity=True)
+EG_MODEL = E.init_egnn(KEY, F_E, H_E, 2, edge_dim=A_E, n_layers=2)
+HE = _rng(3).standard_normal((N_E, F_E)).astype(np.float32)
+XE = _rng(4).standard_normal((N_E, 3)).astype(np.float32)
+AE = _rng(5).standard_normal((N_EDGES, A_E)).astype(np.float32)
+EGNN_FNS = {
+    "egnn_layer": lambda h, x, s, r, **kw: E.egnn_layer(EG_LAYER, h, x, s, r, **kw),
+    "egnn": lambda h, x, s, r, **kw: E.egnn(EG_MODEL, h, x, s, r, **kw),
+}
+EGNN_NAMES = sorted(EGNN_FNS)
+_EGNN_JIT = {k: jax.jit(f, static_argnames=("normalize",)) for k, f in EGNN_FNS.items()}
+
+
+def _egnn_call(name, **over):
+    args = {"h": HE, "x": XE, "senders": SE, "receivers": RE, "edge_attr": AE, **over}
+    return EGNN_FNS[name], args
+
+
+@given(
+    name=st.sampled_from(EGNN_NAMES),
+    which=st.sampled_from(["h", "x"]),
+    shape=wrong_shape((N_E, 3)),
+)
+def test_egnn_node_array_shapes(name, which, shape):
+    fn, args = _egnn_call(name)
+    bad = np.ones(shape, np.float32)
+    if which == "x" and len(shape) == 2 and shape[0] == N_E:
+        _accepts(fn, args["h"], bad, SE, RE, edge_attr=AE)  # any d is valid
+        return
+    args[which] = bad
+    # an h with the right features but another node count is reported against x (both named)
+    name = "x" if which == "h" and len(shape) == 2 and shape[1] == F_E else which
+    expect_named_error(lambda a: fn(a["h"], a["x"], SE, RE, edge_attr=AE), args, name=name)
+
+
+@given(
+    name=st.sampled_from(EGNN_NAMES),
+    which=st.sampled_from(["h", "x", "edge_attr"]),
+    dtype=st.sampled_from(BAD_DTYPES),
+)
+def test_egnn_float_dtypes(name, which, dtype):
+    fn, args = _egnn_call(name)
+    args[which] = _cast(args[which], dtype)
+    expect_named_error(
+        lambda a: fn(a["h"], a["x"], SE, RE, edge_attr=a["edge_attr"]), args, name=which
+    )
+
+
+@given(
+    name=st.sampled_from(EGNN_NAMES),
+    which=st.sampled_from(["senders", "receivers"]),
+    shape=wrong_shape((N_EDGES,)),
+    dtype=st.sampled_from([np.int32, np.float32, np.bool_]),
+)
+def test_egnn_index_arrays(name, which, shape, dtype):
+    fn, args = _egnn_call(name)
+    if dtype == np.int32 and shape[:1] == (N_EDGES,) and len(shape) == 1:
+        return
+    args[which] = np.zeros(shape, dtype)
+    if which == "senders" and len(shape) == 1 and dtype == np.int32:
+        # senders fixes E: the mismatch shows on the next argument, which is named
+        expect_named_error(
+            lambda a: fn(
+                a["h"],
+                a["x"],
+                a["senders"],
+                a["receivers"],
+                edge_attr=np.zeros((shape[0], A_E), np.float32),
+            ),
+            args,
+            name="receivers",
+        )
+        return
+    expect_named_error(
+        lambda a: fn(a["h"], a["x"], a["senders"], a["receivers"], edge_attr=AE), args, name=which
+    )
+
+
+@given(name=st.sampled_from(EGNN_NAMES), shape=wrong_shape((N_EDGES, A_E)))
+def test_egnn_edge_attr_shape(name, shape):
+    fn, _ = _egnn_call(name)
+    expect_named_error(
+        lambda a: fn(HE, XE, SE, RE, edge_attr=a), np.ones(shape, np.float32), name="edge_attr"
+    )
+
+
+@pytest.mark.parametrize("name", EGNN_NAMES)
+def test_egnn_edge_attr_missing_or_unexpected(name):
+    fn, _ = _egnn_call(name)
+    expect_named_error(fn, HE, XE, SE, RE, name="edge_attr", jit=False)
+    expect_named_error(
+        lambda a: E.egnn_layer(EG_VEL, HE, XE, SE, RE, v=XE, edge_attr=a), AE, name="edge_attr"
+    )
+
+
+@given(
+    name=st.sampled_from(EGNN_NAMES),
+    which=st.sampled_from(["edge_mask", "node_mask"]),
+    shape=wrong_shape((N_EDGES,)),
+    as_float=st.booleans(),
+)
+def test_egnn_masks(name, which, shape, as_float):
+    size = N_EDGES if which == "edge_mask" else N_E
+    shape = tuple(size if s == N_EDGES else s for s in shape)
+    if shape == (size,) and not as_float:
+        return
+    fn, _ = _egnn_call(name)
+    mask = np.ones(shape, np.float32 if as_float else bool)
+    expect_named_error(lambda m: fn(HE, XE, SE, RE, edge_attr=AE, **{which: m}), mask, name=which)
+
+
+@pytest.mark.parametrize("name", EGNN_NAMES)
+def test_egnn_velocity_mismatch(name):
+    fn, _ = _egnn_call(name)
+    expect_named_error(lambda v: fn(HE, XE, SE, RE, edge_attr=AE, v=v), XE, name="v")
+    expect_named_error(lambda v: E.egnn_layer(EG_VEL, HE, XE, SE, RE, v=v), XE[:, :2], name="v")
+    expect_named_error(
+        lambda v: E.egnn_layer(EG_VEL, HE, XE, SE, RE, v=v), XE.astype(np.int32), name="v"
+    )
+
+
+@given(name=st.sampled_from(EGNN_NAMES), agg=UNKNOWN_OPTIONS)
+def test_egnn_unknown_coords_agg(name, agg):
+    fn, _ = _egnn_call(name)
+    expect_named_error(
+        fn, HE, XE, SE, RE, name="coords_agg", jit=False, edge_attr=AE, coords_agg=agg
+    )
+
+
+@pytest.mark.parametrize("name", EGNN_NAMES)
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("epsilon", 0.0),
+        ("epsilon", -1e-8),
+        ("epsilon", float("nan")),
+        ("epsilon", "1e-8"),
+        ("clamp", 0.0),
+        ("clamp", -1.0),
+        ("clamp", 1j),
+        ("coords_range", -1.0),
+        ("coords_range", np.ones(2)),
+    ],
+)
+def test_egnn_bad_float_options(name, option, value):
+    fn, _ = _egnn_call(name)
+    expect_named_error(fn, HE, XE, SE, RE, name=option, jit=False, edge_attr=AE, **{option: value})
+
+
+_EG_LEAVES = [(part, leaf) for part in sorted(EG_LAYER) for leaf in sorted(EG_LAYER[part])]
+
+
+@given(
+    leaf=st.sampled_from(_EG_LEAVES),
+    what=st.sampled_from(["drop", "rows", "cols", "complex", "int"]),
+)
+def test_egnn_layer_bad_params(leaf, what):
+    part, name = leaf
+    params = {k: dict(v) for k, v in EG_LAYER.items()}
+    arr = np.asarray(params[part][name])
+    if what == "drop":
+        del params[part][name]
+    elif what == "rows":
+        params[part][name] = np.ones((arr.shape[0] + 1, *arr.shape[1:]), np.float32)
+    elif what == "cols":
+        params[part][name] = np.ones((*arr.shape[:-1], arr.shape[-1] + 1), np.float32)
+    else:
+        params[part][name] = arr.astype(np.complex64 if what == "complex" else np.int32)
+    try:
+        E.egnn_layer(params, HE, XE, SE, RE, edge_attr=AE)
+    except (ValueError, TypeError) as err:
+        # a resized shared dimension may show as a mismatch of `h` or `edge_attr` first
+        assert any(f"`{n}`" in str(err) for n in ("params", "h", "edge_attr")), str(err)
+        return
+    raise AssertionError(f"egnn_layer accepted a corrupted params[{part!r}][{name!r}] ({what})")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        [],
+        {"layers": []},
+        {**EG_MODEL, "embedding_in": {}},
+        {**EG_MODEL, "embedding_in": {"w": np.ones((F_E, H_E), np.complex64), "b": np.ones(H_E)}},
+        {**EG_MODEL, "embedding_out": {"w": np.ones((H_E + 1, 2), np.float32), "b": np.ones(2)}},
+        {**EG_MODEL, "embedding_out": {"w": np.ones((H_E, 2), np.float32), "b": np.ones(3)}},
+        {**EG_MODEL, "layers": {"a": 1}},
+    ],
+    ids=["list", "no_embedding", "empty_embedding", "complex", "out_rows", "out_bias", "layers"],
+)
+def test_egnn_bad_model_params(params):
+    expect_named_error(
+        lambda p: E.egnn(p, HE, XE, SE, RE, edge_attr=AE), params, name="params", jit=False
+    )
+
+
+@pytest.mark.parametrize("bad_key", BAD_KEYS, ids=lambda k: type(k).__name__)
+def test_egnn_init_bad_key(bad_key):
+    expect_named_error(E.init_egnn_layer, bad_key, 3, 0, 8, name="key", jit=False)
+    expect_named_error(E.init_egnn, bad_key, 3, 8, 2, name="key", jit=False)
+
+
+@pytest.mark.parametrize("bad", BAD_COUNTS)
+def test_egnn_init_bad_sizes(bad):
+    expect_named_error(E.init_egnn_layer, KEY, bad, 0, 8, name="node_dim", jit=False)
+    expect_named_error(E.init_egnn_layer, KEY, 3, 0, bad, name="hidden_dim", jit=False)
+    if bad is not None:  # out_dim=None is the default (node_dim)
+        expect_named_error(E.init_egnn_layer, KEY, 3, 0, 8, name="out_dim", jit=False, out_dim=bad)
+    expect_named_error(E.init_egnn, KEY, bad, 8, 2, name="in_node_dim", jit=False)
+    expect_named_error(E.init_egnn, KEY, 3, 8, bad, name="out_node_dim", jit=False)
+    expect_named_error(E.init_egnn, KEY, 3, 8, 2, name="n_layers", jit=False, n_layers=bad)
+    if bad not in (0,):  # edge_dim = 0 is valid
+        expect_named_error(E.init_egnn_layer, KEY, 3, bad, 8, name="edge_dim", jit=False)
+        expect_named_error(E.init_egnn, KEY, 3, 8, 2, name="edge_dim", jit=False, edge_dim=bad)
+
+
+@pytest.mark.parametrize("dtype", BAD_DTYPES)
+def test_egnn_init_bad_dtype(dtype):
+    expect_named_error(E.init_egnn_layer, KEY, 3, 0, 8, name="dtype", jit=False, dtype=dtype)
+    expect_named_error(E.init_egnn, KEY, 3, 8, 2, name="dtype", jit=False, dtype=dtype)
+
+
+@pytest.mark.parametrize("gain", [-1.0, float("nan"), "0.1", None, 1j])
+def test_egnn_init_bad_gain(gain):
+    expect_named_error(
+        E.init_egnn_layer, KEY, 3, 0, 8, name="coord_gain", jit=False, coord_gain=gain
+    )
+    expect_named_error(E.init_egnn, KEY, 3, 8, 2, name="coord_gain", jit=False, coord_gain=gain)
+
+
+@given(
+    name=st.sampled_from(EGNN_NAMES),
+    which=st.sampled_from(["h", "x"]),
+    kind=POISONS,
+    index=st.integers(0, 11),
+)
+def test_egnn_poison(name, which, kind, index):
+    """Documented: a non-finite h or x of a real node propagates (NaN in, NaN out); on a padding
+    node it reaches no real node."""
+    fn = _EGNN_JIT[name]
+    node = index // 3
+    mask = np.ones(N_E, bool)
+    args = {"h": HE, "x": XE}
+    args[which] = poison(args[which], kind, index)
+    with jax.debug_nans(False):
+        out = fn(args["h"], args["x"], SE, RE, edge_attr=AE)
+        assert not leaves_finite(out)
+        mask[node] = False
+        h_out, x_out = fn(args["h"], args["x"], SE, RE, edge_attr=AE, node_mask=mask)
+    assert leaves_finite((np.asarray(h_out)[mask], np.asarray(x_out)[mask]))
+
+
+def test_egnn_valid_edges():
+    """Coincident points (normalize on and off, gradients too), no edges, out-of-range edges, one
+    node: finite, for the layer and the model (one compilation per graph size)."""
+    zeros = np.zeros((N_E, 3), np.float32)
+    none = np.zeros(0, np.int32)
+    no_attr = np.zeros((0, A_E), np.float32)
+
+    def probe(x):
+        out = {}
+        for name in EGNN_NAMES:
+            fn = EGNN_FNS[name]
+            for normalize in (False, True):
+                out[name, f"normalize={normalize}"] = fn(
+                    HE, x, SE, RE, edge_attr=AE, normalize=normalize
+                )
+            out[name, "no_edges"] = fn(HE, x, none, none, edge_attr=no_attr)
+            out[name, "out_of_range"] = fn(HE, x, SE + N_E, RE - N_E, edge_attr=AE)
+        return out
+
+    outs, grad = _value_and_grad(probe, zeros)
+    assert leaves_finite((outs, grad))
+    for name in EGNN_NAMES:  # documented: an isolated node keeps its position
+        np.testing.assert_array_equal(outs[name, "no_edges"][1], zeros)
+    s1, r1 = E.fully_connected_graph(1)
+    one = {n: EGNN_FNS[n](HE[:1], XE[:1], s1, r1, edge_attr=no_attr) for n in EGNN_NAMES}
+    assert leaves_finite(one)
+
+
+XF = (_rng(6).standard_normal((6, 3)) * np.array([3.0, 2.0, 1.0])).astype(np.float32)
+GROUPS = ("O3", "SO3", "E3", "SE3")
+
+
+def _inv(y):
+    return jnp.sum(y[:, 0] ** 3)
+
+
+def _vec(y, v):
+    return y + v
+
+
+@given(shape=wrong_shape((6, 3)))
+def test_frames_x_shape(shape):
+    x = np.ones(shape, np.float32)
+    if len(shape) == 2 and min(shape) >= 1:
+        _accepts(E.pca_frames, x)
+        _accepts(functools.partial(E.frame_average, _inv), x)
+        return
+    expect_named_error(E.pca_frames, x, name="x")
+    expect_named_error(lambda y: E.frame_average(_inv, y), x, name="x")
+
+
+@given(dtype=st.sampled_from(BAD_DTYPES))
+def test_frames_x_dtype(dtype):
+    x = _cast(XF, dtype)
+    expect_named_error(E.pca_frames, x, name="x")
+    expect_named_error(lambda y: E.frame_average(_inv, y), x, name="x")
+
+
+@given(option=UNKNOWN_OPTIONS)
+def test_frames_unknown_options(option):
+    expect_named_error(E.pca_frames, XF, option, name="group", jit=False)
+    expect_named_error(E.frame_average, _inv, XF, name="group", jit=False, group=option)
+    expect_named_error(E.frame_average, _inv, XF, name="output", jit=False, output=option)
+    expect_named_error(
+        E.frame_average, _inv, XF, name="output", jit=False, output=("vector", option)
+    )
+    expect_named_error(
+        E.frame_average, _vec, XF, XF, name="arg_kinds", jit=False, arg_kinds=(option,)
+    )
+
+
+@given(shape=wrong_shape((6,)), as_float=st.booleans())
+def test_frames_node_mask(shape, as_float):
+    if shape == (6,) and not as_float:
+        return
+    mask = np.ones(shape, np.float32 if as_float else bool)
+    expect_named_error(lambda m: E.pca_frames(XF, node_mask=m), mask, name="node_mask")
+    expect_named_error(lambda m: E.frame_average(_inv, XF, node_mask=m), mask, name="node_mask")
+
+
+@pytest.mark.parametrize("gap_tol", [-1e-3, float("nan"), "0.1", True, 1j])
+def test_frames_bad_gap_tol(gap_tol):
+    expect_named_error(E.pca_frames, XF, name="gap_tol", jit=False, gap_tol=gap_tol)
+    expect_named_error(E.frame_average, _inv, XF, name="gap_tol", jit=False, gap_tol=gap_tol)
+
+
+@given(
+    kind=st.sampled_from(["vector", "position"]),
+    shape=wrong_shape((6, 3)),
+    dtype=st.sampled_from([np.float32, *BAD_DTYPES]),
+)
+def test_frame_average_bad_args(kind, shape, dtype):
+    arg = np.ones(shape, dtype)
+    if dtype == np.float32 and len(shape) >= 1 and shape[-1] == 3:
+        return  # any leading shape is fine for a vector / position argument
+    expect_named_error(
+        lambda a: E.frame_average(_vec, XF, a, arg_kinds=(kind,), output=kind), arg, name="args"
+    )
+    expect_named_error(
+        E.frame_average, _vec, XF, XF, XF, name="arg_kinds", jit=False, arg_kinds=(kind,)
+    )
+
+
+def test_frame_average_bad_callable_and_outputs():
+    expect_named_error(E.frame_average, "f", XF, name="f", jit=False)
+    expect_named_error(
+        E.frame_average, lambda y: y[:, :2], XF, name="f", jit=False, output="vector"
+    )
+    expect_named_error(
+        E.frame_average, lambda y: jnp.sum(y), XF, name="f", jit=False, output="position"
+    )
+    expect_named_error(
+        E.frame_average, _inv, XF, name="f", jit=False, output=("invariant", "vector")
+    )
+    expect_named_error(E.frame_average, _inv, XF, name="key", jit=False, stochastic=True)
+    for bad_key in BAD_KEYS:
+        expect_named_error(
+            E.frame_average, _inv, XF, name="key", jit=False, stochastic=True, key=bad_key
+        )
+
+
+_PCA_JIT = jax.jit(functools.partial(E.pca_frames, return_info=True), static_argnums=1)
+_FA_JIT = jax.jit(
+    functools.partial(E.frame_average, return_info=True), static_argnums=0, static_argnames="group"
+)
+
+
+@given(group=st.sampled_from(GROUPS), kind=POISONS, index=st.integers(0, 17))
+def test_frames_poison(group, kind, index):
+    """Documented: non-finite points give NaN (rotations, averaged output) and
+    FrameInfo.degenerate True, not a silently wrong frame."""
+    x = poison(XF, kind, index)
+    with jax.debug_nans(False):
+        rots, t, info = _PCA_JIT(x, group)
+        out, info2 = _FA_JIT(_inv, x, group=group)
+    assert bool(info.degenerate) and bool(info2.degenerate)
+    assert not leaves_finite(rots) and not leaves_finite(out)
+
+
+@pytest.mark.parametrize(
+    "x,mask,degenerate",
+    [
+        (np.ones((4, 3), np.float32), None, True),
+        (XF[:1], None, True),
+        (XF[:, :1], None, False),
+        (XF, np.zeros(6, bool), True),
+        (np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]], np.float32), None, True),
+    ],
+    ids=["coincident", "one_point", "one_dim", "all_padding", "repeated_eigenvalues"],
+)
+def test_frames_valid_edges(x, mask, degenerate):
+    """Coincident points, one point, one dimension, every row padding, repeated eigenvalues:
+    finite frames (orthogonal), the degenerate flag set where the frame is ill-defined, and
+    finite gradients through the frame (with and without frame_grad), for every group."""
+
+    def probe(y):
+        frames = {g: E.pca_frames(y, g, mask, return_info=True) for g in GROUPS}
+        avg = {
+            (g, fg): E.frame_average(_inv, y, group=g, node_mask=mask, frame_grad=fg)
+            for g in GROUPS
+            for fg in (False, True)
+        }
+        return frames, avg
+
+    (frames, avg), grad = _value_and_grad(probe, x)
+    assert leaves_finite((frames, avg, grad))
+    for rots, _, info in frames.values():
+        assert bool(info.degenerate) == degenerate
+        # float32 eps 1.2e-7, a few rounding steps per entry of R^T R
+        assert max(_orthogonality_error(r) for r in np.asarray(rots)) < 8 * 1.2e-7 * x.shape[1]
+
+
+V1, V2, V3 = (
+    np.asarray(v, np.float32) for v in ([1.0, 0.2, 0.0], [0.3, 1.0, 0.1], [0.0, 0.4, 1.0])
+)
+_GS_JIT = jax.jit(E.gram_schmidt_frame)
+
+
+@given(which=st.integers(0, 2), shape=wrong_shape((3,)))
+def test_gram_schmidt_shapes(which, shape):
+    vs = [V1, V2, V3]
+    vs[which] = np.ones(shape, np.float32)
+    expect_named_error(E.gram_schmidt_frame, *vs, name=f"v{which + 1}")
+
+
+@given(which=st.integers(0, 2), dtype=st.sampled_from(BAD_DTYPES))
+def test_gram_schmidt_dtypes(which, dtype):
+    vs = [V1, V2, V3]
+    vs[which] = _cast(vs[which], dtype)
+    expect_named_error(E.gram_schmidt_frame, *vs, name=f"v{which + 1}")
+
+
+@given(which=st.integers(0, 2), kind=POISONS, index=st.integers(0, 2), three=st.booleans())
+def test_gram_schmidt_poison(which, kind, index, three):
+    """Documented: NaN in, NaN out (the whole frame); the fallback is for degenerate finite
+    vectors only."""
+    vs = [V1, V2, V3] if three or which == 2 else [V1, V2]
+    vs[which] = poison(vs[which], kind, index)
+    with jax.debug_nans(False):
+        r = np.asarray(_GS_JIT(*vs) if len(vs) == 3 else jax.jit(E.gram_schmidt_frame)(*vs))
+    assert np.all(np.isnan(r))
+
+
+_GS_EDGES = {
+    2: [(np.zeros(3), np.zeros(3)), (V1, 2 * V1), (1e-30 * V1, 1e-30 * V2), (1e15 * V1, -V2)],
+    3: [
+        (np.zeros(3), np.zeros(3), np.zeros(3)),
+        (V1, 2 * V1, -V1),
+        (V1, V2, V1 + V2),
+        (1e15 * V1, 1e15 * V2, 1e-15 * V3),
+    ],
+}
+
+
+@pytest.mark.parametrize("n_vectors", [2, 3])
+def test_gram_schmidt_valid_edges(n_vectors):
+    """Zero, parallel, coplanar, tiny and large vectors: the documented fallback gives an
+    orthogonal frame with finite derivatives (all cases of a kind in one vmapped compilation)."""
+    cases = _GS_EDGES[n_vectors]
+    stacked = [np.stack([np.asarray(c[i], np.float32) for c in cases]) for i in range(n_vectors)]
+    argnums = tuple(range(n_vectors))
+    rs = jax.jit(jax.vmap(E.gram_schmidt_frame))(*stacked)
+    jac = jax.jit(jax.vmap(jax.jacfwd(E.gram_schmidt_frame, argnums=argnums)))(*stacked)
+    assert leaves_finite((rs, jac))
+    # float32 eps 1.2e-7; a few rounding steps per entry of R^T R
+    assert max(_orthogonality_error(r) for r in np.asarray(rs)) < 16 * 1.2e-7
+
+
+@pytest.mark.parametrize("scale", [1e20, 1e30, 3e38])
+def test_gram_schmidt_overflowing_norm_is_nan(scale):
+    """Documented: a norm that overflows float32 gives a NaN frame, not a non-orthogonal one."""
+    with jax.debug_nans(False):
+        r = np.asarray(_GS_JIT(np.float32(scale) * V1, V2, V3))
+    assert np.all(np.isnan(r))
+
+
+FRAME = np.asarray(E.gram_schmidt_frame(V1, V2))
+PTS = _rng(7).standard_normal((5, 3)).astype(np.float32)
+CANON_FNS = {"canonicalize": E.canonicalize, "decanonicalize": E.decanonicalize}
+
+
+@given(
+    name=st.sampled_from(sorted(CANON_FNS)),
+    which=st.sampled_from(["frame", "translation"]),
+    shape=wrong_shape((3, 3)),
+)
+def test_canonicalize_shapes(name, which, shape):
+    fn = CANON_FNS[name]
+    args = {"points": PTS, "frame": FRAME, "translation": np.zeros(3, np.float32)}
+    args[which] = np.ones(shape if which == "frame" else shape[1:], np.float32)
+    if which == "translation" and args[which].shape == (3,):
+        return
+    expect_named_error(lambda a: fn(a["points"], a["frame"], a["translation"]), args, name=which)
+    # points whose last axis does not match the frame (or a scalar): both are named
+    expect_named_error(lambda p: fn(p, FRAME), np.ones((*shape[:-1], 4), np.float32), name="frame")
+    expect_named_error(lambda p: fn(p, FRAME), np.float32(1.0), name="points")
+
+
+@given(
+    name=st.sampled_from(sorted(CANON_FNS)),
+    which=st.sampled_from(["points", "frame", "translation"]),
+    dtype=st.sampled_from(BAD_DTYPES),
+)
+def test_canonicalize_dtypes(name, which, dtype):
+    args = {"points": PTS, "frame": FRAME, "translation": np.zeros(3, np.float32)}
+    args[which] = _cast(args[which], dtype)
+    fn = CANON_FNS[name]
+    expect_named_error(lambda a: fn(a["points"], a["frame"], a["translation"]), args, name=which)
+
+
+@given(
+    name=st.sampled_from(sorted(CANON_FNS)),
+    seed=st.integers(0, 2**16),
+    kind=POISONS,
+    index=st.integers(0, 14),
+)
+def test_canonicalize_value_domain(name, seed, kind, index):
+    """Documented: orthogonality of the frame is not checked (a general matrix gives the finite
+    product); non-finite points propagate row-wise."""
+    fn = CANON_FNS[name]
+    frame = _rng(seed).standard_normal((3, 3)).astype(np.float32)
+    t = _rng(seed + 1).standard_normal(3).astype(np.float32)
+    out = np.asarray(fn(PTS, frame, t))
+    expected = (PTS - t) @ frame if name == "canonicalize" else PTS @ frame.T + t
+    scale = np.abs(PTS).max() * np.abs(frame).max() * 3 + np.abs(t).max()
+    np.testing.assert_allclose(out, expected, atol=8 * 1.2e-7 * scale)
+    with jax.debug_nans(False):
+        bad = np.asarray(fn(poison(PTS, kind, index), FRAME, t))
+    row = index // 3
+    assert not np.all(np.isfinite(bad[row])) and np.all(np.isfinite(np.delete(bad, row, 0)))
+
+
+CAN_PARAMS = E.init_canonicalizer(KEY, hidden=4)
+CAN_PARAMS_H = E.init_canonicalizer(KEY, in_features=2, hidden=4, num_vectors=3)
+CAN_FNS = {
+    "canonicalizer_vectors": E.canonicalizer_vectors,
+    "canonicalizer_frame": E.canonicalizer_frame,
+}
+CAN_NAMES = sorted(CAN_FNS)
+HC = _rng(8).standard_normal((5, 2)).astype(np.float32)
+
+
+@given(name=st.sampled_from(CAN_NAMES), shape=wrong_shape((5, 3)))
+def test_canonicalizer_x_shape(name, shape):
+    fn = CAN_FNS[name]
+    x = np.ones(shape, np.float32)
+    if shape[-1:] == (3,) and len(shape) == 2 and shape[0] >= 1:
+        _accepts(fn, CAN_PARAMS, x)
+        return
+    expect_named_error(lambda y: fn(CAN_PARAMS, y), x, name="x")
+
+
+@given(
+    name=st.sampled_from(CAN_NAMES),
+    shape=wrong_shape((5, 2)),
+    dtype=st.sampled_from([np.float32, *BAD_DTYPES]),
+)
+def test_canonicalizer_h(name, shape, dtype):
+    fn = CAN_FNS[name]
+    expect_named_error(lambda h: fn(CAN_PARAMS_H, PTS, h), np.ones(shape, dtype), name="h")
+    expect_named_error(
+        lambda h: fn(CAN_PARAMS_H, PTS, h),
+        HC.astype(dtype) if dtype != np.float32 else HC[:, :1],
+        name="h",
+    )
+    expect_named_error(lambda y: fn(CAN_PARAMS_H, y), PTS, name="h")  # h required by the params
+
+
+@given(name=st.sampled_from(CAN_NAMES), dtype=st.sampled_from(BAD_DTYPES))
+def test_canonicalizer_x_dtype(name, dtype):
+    expect_named_error(lambda y: CAN_FNS[name](CAN_PARAMS, y), _cast(PTS, dtype), name="x")
+
+
+def _corrupt_canonicalizer(part, layer, leaf, what):
+    params = {k: [dict(d) for d in v] for k, v in CAN_PARAMS.items()}
+    entry = params[part][layer]
+    leaf = leaf if leaf in entry else sorted(entry)[0]
+    arr = np.asarray(entry[leaf])
+    if what == "drop":
+        del entry[leaf]
+    elif what == "grow":
+        entry[leaf] = np.ones((arr.shape[0] + 1, *arr.shape[1:]), np.float32)
+    elif what == "complex":
+        entry[leaf] = arr.astype(np.complex64)
+    elif what == "int":
+        entry[leaf] = arr.astype(np.int32)
+    elif what == "short":
+        params[part] = params[part][:1]
+    return params
+
+
+@given(
+    name=st.sampled_from(CAN_NAMES),
+    part=st.sampled_from(["phi", "psi"]),
+    layer=st.integers(0, 1),
+    leaf=st.sampled_from(["w", "b", "w_rbf", "w_h"]),
+    what=st.sampled_from(["drop", "grow", "complex", "int", "short"]),
+)
+def test_canonicalizer_bad_params(name, part, layer, leaf, what):
+    bad = _corrupt_canonicalizer(part, layer, leaf, what)
+    expect_named_error(lambda p: CAN_FNS[name](p, PTS), bad, name="params", jit=False)
+    expect_named_error(lambda p: CAN_FNS[name](p, PTS), [CAN_PARAMS], name="params", jit=False)
+
+
+@pytest.mark.parametrize("bad_key", BAD_KEYS, ids=lambda k: type(k).__name__)
+def test_init_canonicalizer_bad_key(bad_key):
+    expect_named_error(E.init_canonicalizer, bad_key, name="key", jit=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"in_features": -1}, "in_features"),
+        ({"in_features": 1.5}, "in_features"),
+        ({"hidden": 0}, "hidden"),
+        ({"hidden": True}, "hidden"),
+        ({"num_vectors": 1}, "num_vectors"),
+        ({"num_vectors": 4}, "num_vectors"),
+        ({"num_rbf": 1}, "num_rbf"),
+        ({"dtype": jnp.int32}, "dtype"),
+        ({"dtype": jnp.complex64}, "dtype"),
+        ({"dtype": jnp.bool_}, "dtype"),
+    ],
+)
+def test_init_canonicalizer_bad_options(kwargs, name):
+    expect_named_error(E.init_canonicalizer, KEY, name=name, jit=False, **kwargs)
+
+
+_CAN_JIT = {k: jax.jit(f) for k, f in CAN_FNS.items()}
+
+
+@given(
+    name=st.sampled_from(CAN_NAMES), kind=POISONS, index=st.integers(0, 14), padded=st.booleans()
+)
+def test_canonicalizer_poison(name, kind, index, padded):
+    """Documented: a non-finite point of a real row gives NaN; a padding row is ignored."""
+    x = poison(PTS, kind, index)
+    mask = np.ones(5, bool)
+    mask[index // 3] = not padded
+    with jax.debug_nans(False):
+        out = _CAN_JIT[name](CAN_PARAMS, x, None, mask)
+    assert leaves_finite(out) == padded
+
+
+@pytest.mark.parametrize(
+    "x,mask",
+    [(np.ones((4, 3), np.float32), None), (PTS[:1], None), (PTS, np.zeros(5, bool))],
+    ids=["coincident", "one_point", "all_padding"],
+)
+def test_canonicalizer_valid_edges(x, mask):
+    """Coincident points, one point, every row padding: finite (the fallback frame), orthogonal,
+    gradients finite."""
+
+    def probe(y):
+        return {n: CAN_FNS[n](CAN_PARAMS, y, None, mask) for n in CAN_NAMES}
+
+    outs, grad = _value_and_grad(probe, x)
+    assert leaves_finite((outs, grad))
+    # float32 eps 1.2e-7; a few rounding steps per entry of R^T R
+    assert _orthogonality_error(outs["canonicalizer_frame"][0]) < 16 * 1.2e-7
+
+
+CANON = functools.partial(E.canonicalizer_frame, CAN_PARAMS)
+
+
+def test_canonicalized_apply_structure():
+    backbone = lambda y: jnp.sum(y**2)  # noqa: E731
+    expect_named_error(E.canonicalized_apply, "f", CANON, PTS, name="backbone", jit=False)
+    expect_named_error(E.canonicalized_apply, backbone, None, PTS, name="canonicalizer", jit=False)
+    for bad in (
+        lambda x: np.eye(3, dtype=np.float32),
+        lambda x: (np.eye(2, dtype=np.float32), np.zeros(2, np.float32)),
+        lambda x: (np.eye(3, dtype=np.complex64), np.zeros(3, np.float32)),
+        lambda x: (np.eye(3, dtype=np.int32), np.zeros(3, np.int32)),
+        lambda x: (np.eye(3, dtype=np.float32), np.zeros(4, np.float32)),
+    ):
+        expect_named_error(
+            E.canonicalized_apply, backbone, bad, PTS, name="canonicalizer", jit=False
+        )
+    expect_named_error(
+        E.canonicalized_apply, backbone, CANON, PTS, name="backbone", jit=False, output="vector"
+    )
+    expect_named_error(
+        E.canonicalized_apply, backbone, CANON, PTS, name="backbone", jit=False, output=("vector",)
+    )
+
+
+@given(
+    option=UNKNOWN_OPTIONS,
+    shape=wrong_shape((5, 3)),
+    dtype=st.sampled_from([np.float32, *BAD_DTYPES]),
+)
+def test_canonicalized_apply_options_and_args(option, shape, dtype):
+    def backbone(y, a):
+        return jnp.sum(y) + jnp.sum(a)
+
+    expect_named_error(
+        E.canonicalized_apply, backbone, CANON, PTS, PTS, name="output", jit=False, output=option
+    )
+    expect_named_error(
+        E.canonicalized_apply,
+        backbone,
+        CANON,
+        PTS,
+        PTS,
+        name="arg_kinds",
+        jit=False,
+        arg_kinds=(option,),
+    )
+    arg = np.ones(shape, dtype)
+    if dtype == np.float32 and shape[-1:] == (3,):
+        return
+    expect_named_error(
+        E.canonicalized_apply,
+        backbone,
+        CANON,
+        PTS,
+        arg,
+        name="args",
+        jit=False,
+        arg_kinds=("vector",),
+    )
+    x = np.ones(shape, np.float32)
+    if len(shape) != 2 or min(shape) < 1:
+        expect_named_error(E.canonicalized_apply, backbone, CANON, x, PTS, name="x", jit=False)
+
+
+@given(kind=POISONS, index=st.integers(0, 14))
+def test_canonicalized_apply_poison_and_edges(kind, index):
+    """NaN in, NaN out through the canonicalizer; coincident points stay finite."""
+    backbone = lambda y: jnp.sum(jnp.tanh(y))  # noqa: E731
+    with jax.debug_nans(False):
+        out = E.canonicalized_apply(backbone, CANON, poison(PTS, kind, index))
+    assert not leaves_finite(out)
+    assert leaves_finite(E.canonicalized_apply(backbone, CANON, np.ones((4, 3), np.float32)))

@@ -61,6 +61,25 @@ def _check_batch(fn: str, x: ArrayLike, metric) -> Array:
     return x
 
 
+def _check_mean_options(fn: str, mean_iter, tol, dtype) -> tuple[int, float]:
+    """``check_iter`` under this function's own argument names (``mean_iter``, not ``max_iter``)."""
+    if isinstance(mean_iter, bool) or not isinstance(mean_iter, numbers.Integral) or mean_iter < 1:
+        raise ValueError(f"{fn}: argument `mean_iter` must be a positive int; got {mean_iter!r}")
+    if isinstance(tol, bool):
+        raise ValueError(f"{fn}: argument `tol` must be a non-negative float; got {tol!r}")
+    return check_iter(fn, mean_iter, tol, dtype)
+
+
+def _frechet_stats(x, metric, max_iter, tol, axis_name):
+    count = psum_if(jnp.asarray(x.shape[0], x.dtype), axis_name)
+    init = psum_if(jnp.sum(x, axis=0), axis_name) / count
+    weights = jnp.full((x.shape[0],), 1.0, x.dtype) / count
+    res = karcher_flow(metric, x, weights, init, max_iter, tol, axis_name)
+    sq = jax.vmap(lambda p: metric.dist(res.mean, p) ** 2)(x)
+    var = psum_if(jnp.sum(sq), axis_name) / count
+    return res.mean, var, res
+
+
 def batch_frechet_stats(
     x: ArrayLike,
     metric: SPDBase,
@@ -84,15 +103,10 @@ def batch_frechet_stats(
     ``mean`` and ``var`` are valid where ``result.converged``; a NaN/inf entry or a matrix off
     the SPD manifold in ``x`` (not checked) gives ``converged=False``.
     """
-    x = _check_batch("batch_frechet_stats", x, metric)
-    count = psum_if(jnp.asarray(x.shape[0], x.dtype), axis_name)
-    init = psum_if(jnp.sum(x, axis=0), axis_name) / count
-    weights = jnp.full((x.shape[0],), 1.0, x.dtype) / count
-    max_iter, tol = check_iter("riemannian_batch_norm", mean_iter, tol, x.dtype)
-    res = karcher_flow(metric, x, weights, init, max_iter, tol, axis_name)
-    sq = jax.vmap(lambda p: metric.dist(res.mean, p) ** 2)(x)
-    var = psum_if(jnp.sum(sq), axis_name) / count
-    return res.mean, var, res
+    fn = "batch_frechet_stats"
+    x = _check_batch(fn, x, metric)
+    max_iter, tol = _check_mean_options(fn, mean_iter, tol, x.dtype)
+    return _frechet_stats(x, metric, max_iter, tol, axis_name)
 
 
 def riemannian_batch_norm(
@@ -153,10 +167,13 @@ def riemannian_batch_norm(
     Returns:
       ``(y, new_state)``: normalized batch ``(N, n, n)`` and the updated :class:`RBNState`.
       Input domain (not checked; there is no status output, use ``metric.check_point``):
-      ``x``, ``bias`` and ``state.running_mean`` SPD, ``state.running_var >= 0``. A matrix of
-      ``x`` with a NaN/inf entry or off the SPD manifold gives NaN in its own ``y`` and, in
-      training, NaN in every ``y`` and in ``new_state.running_var``. With ``eps=0`` a training
-      batch with zero dispersion (all matrices equal) gives an all-NaN ``y`` (``0 / 0``).
+      ``x``, ``bias`` and ``state.running_mean`` SPD, ``state.running_var >= 0``; outside it
+      ``y`` is NaN or meaningless. In evaluation, a matrix of ``x`` with a NaN/inf entry gives
+      NaN in its own ``y`` only (one off the SPD manifold gives an unspecified ``y``: the
+      logarithm may floor its eigenvalues). In training, either kind has a NaN distance to the
+      batch mean, which makes every ``y`` and ``new_state.running_var`` NaN. With ``eps=0`` a
+      training batch with zero dispersion (all matrices equal) gives an all-NaN ``y``
+      (``0 / 0``).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -204,13 +221,19 @@ def riemannian_batch_norm(
             f"{fn}: argument `state` must hold a ({n}, {n}) running_mean and a scalar running_var; "
             f"got {jnp.shape(state.running_mean)} and {jnp.shape(state.running_var)}"
         )
-    scale_dtype = jnp.result_type(scale)
-    if jnp.issubdtype(scale_dtype, jnp.bool_) or not (
-        jnp.issubdtype(scale_dtype, jnp.floating) or jnp.issubdtype(scale_dtype, jnp.integer)
+    scale_dtype = getattr(scale, "dtype", None)
+    if isinstance(scale, bool) or not (isinstance(scale, numbers.Real) or scale_dtype is not None):
+        raise TypeError(f"{fn}: argument `scale` must be a real scalar; got {scale!r}")
+    if scale_dtype is not None and (
+        jnp.issubdtype(scale_dtype, jnp.bool_)
+        or not (
+            jnp.issubdtype(scale_dtype, jnp.floating) or jnp.issubdtype(scale_dtype, jnp.integer)
+        )
     ):
         raise TypeError(f"{fn}: argument `scale` must be a real scalar; got dtype {scale_dtype}")
     if jnp.ndim(scale) != 0:
         raise ValueError(f"{fn}: argument `scale` must be a scalar; got shape {jnp.shape(scale)}")
+    max_iter, tol = _check_mean_options(fn, mean_iter, tol, x.dtype)
     dtype = x.dtype
     ref = metric.base_point(dtype)
     bias = ref if bias is None else as_float_array(fn, "bias", bias).astype(dtype)
@@ -220,9 +243,7 @@ def riemannian_batch_norm(
         )
 
     if training:
-        mean, var, _ = batch_frechet_stats(
-            x, metric, mean_iter=mean_iter, tol=tol, axis_name=axis_name
-        )
+        mean, var, _ = _frechet_stats(x, metric, max_iter, tol, axis_name)
         m_sg, v_sg = jax.lax.stop_gradient(mean), jax.lax.stop_gradient(var)
         run_mean = metric.geodesic(
             state.running_mean.astype(dtype), m_sg, jnp.asarray(momentum, dtype)

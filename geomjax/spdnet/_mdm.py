@@ -133,6 +133,10 @@ def mdm_fit(
                 f"{fn}: argument `sample_weight` must have shape ({k},); got shape {sw.shape}"
             )
         sw = sw.astype(x.dtype)
+    if tol is not None and (
+        isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0
+    ):
+        raise ValueError(f"{fn}: argument `tol` must be None or a non-negative float; got {tol!r}")
     metric = _resolve_metric(fn, metric, n)
 
     onehot = jax.nn.one_hot(labels, n_classes, dtype=x.dtype).T  # (C, k); zero rows for bad labels

@@ -221,9 +221,10 @@ def untangent_space(v: ArrayLike, reference: ArrayLike, *, metric: Manifold | No
 
     Returns:
       SPD matrix, shape ``(n, n)``. Input domain (not checked): a NaN/inf entry of ``v``, or a
-      ``reference`` off the SPD manifold, gives a non-finite matrix, and so do coordinates large
-      enough to overflow the exponential map (``|v|`` beyond about 88 in float32 for the
-      affine-invariant metric).
+      ``reference`` off the SPD manifold, gives a matrix that is not finite or not positive
+      definite (a ``-inf`` log-diagonal coordinate of log-Cholesky gives a singular one), and
+      coordinates large enough to overflow the exponential map (``|v|`` beyond about 88 in
+      float32 for the affine-invariant metric) give a non-finite one.
 
     Examples:
       >>> import jax.numpy as jnp

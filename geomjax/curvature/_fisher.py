@@ -76,8 +76,9 @@ def fisher_vp(
       ValueError: unknown ``likelihood``, ``v`` not shaped like ``params``, outputs without a
         leading batch axis (and a class axis for ``"softmax"``).
 
-    Input domain: values are not checked; NaN or inf in ``params``, ``v`` or ``inputs``
-    propagate through the product (NaN in, NaN out).
+    Input domain: values are not checked; a NaN in ``params``, ``v`` or ``inputs`` gives NaN
+    in the product (NaN in, NaN out), and an inf goes through the arithmetic like any value
+    (a saturating model, e.g. ``tanh``, can make the result finite).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -167,8 +168,9 @@ def empirical_fisher_vp(
       ValueError: ``v`` not shaped like ``params``; ``batch`` without leaves, with a scalar
         leaf, or with leaves of different leading sizes (or size 0).
 
-    Input domain: values are not checked; NaN or inf in ``params``, ``v`` or ``batch``
-    propagate through the product (NaN in, NaN out).
+    Input domain: values are not checked; a NaN in ``params``, ``v`` or ``batch`` gives NaN
+    in the product (NaN in, NaN out), and an inf goes through the arithmetic like any value
+    (a saturating loss, e.g. through ``tanh``, can make the result finite).
 
     Examples:
       >>> import jax.numpy as jnp

@@ -71,8 +71,9 @@ def ggn_vp(
       ValueError: ``v`` not shaped like ``params``, ``batch`` not a pair, ``loss_fn`` not
         returning a scalar.
 
-    Input domain: values are not checked; NaN or inf in ``params``, ``v`` or the batch
-    propagate through the products (NaN in, NaN out).
+    Input domain: values are not checked; a NaN in ``params``, ``v`` or the batch gives NaN
+    in the product (NaN in, NaN out), and an inf goes through the arithmetic like any value
+    (a saturating model, e.g. ``tanh``, can make the result finite).
 
     Examples:
       >>> import jax.numpy as jnp

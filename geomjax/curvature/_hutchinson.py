@@ -134,8 +134,9 @@ def hutchinson_diag(
         leaves in ``params``.
       ValueError: ``n_samples < 1``, ``params`` with no leaf.
 
-    Input domain: values are not checked; NaN or inf in ``params`` or ``args`` propagate
-    through the products (NaN in, NaN out).
+    Input domain: values are not checked; a NaN in ``params`` or ``args`` gives NaN in the
+    estimate (NaN in, NaN out), and an inf goes through the arithmetic of ``f`` like any value
+    (a saturating ``f``, e.g. through ``tanh``, can make the result finite).
 
     Examples:
       >>> import jax, jax.numpy as jnp

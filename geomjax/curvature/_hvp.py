@@ -36,9 +36,9 @@ def hvp(f: Callable[..., Array], params: PyTree, v: PyTree, *args: Any) -> tuple
       ValueError: ``v`` not of the structure and leaf shapes of ``params``, ``params`` with no
         leaf.
 
-    Input domain: values are not checked; NaN or inf in ``params``, ``v`` or ``args``
-    propagate through ``f``'s derivatives like any arithmetic (NaN in, NaN out wherever the
-    Hessian couples them).
+    Input domain: values are not checked; a NaN in ``params``, ``v`` or ``args`` gives NaN in
+    the result (NaN in, NaN out), and an inf goes through ``f``'s derivatives like any value
+    (a saturating ``f``, e.g. through ``tanh``, can make the result finite).
 
     Examples:
       >>> import jax.numpy as jnp

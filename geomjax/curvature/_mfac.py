@@ -189,8 +189,8 @@ class MFACInverse:
       damping: :math:`\lambda`, a scalar array.
 
     Input domain: values are not checked; NaN or inf in the gradients or in the vectors
-    passed to the methods give NaN results (NaN in, NaN out). Vectors of the wrong shape or
-    a non-floating dtype raise ``ValueError`` / ``TypeError`` naming the argument.
+    passed to the methods give non-finite results (NaN in, NaN out). Vectors of the wrong
+    shape or a non-floating dtype raise ``ValueError`` / ``TypeError`` naming the argument.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -228,8 +228,8 @@ class MFACInverse:
             are stacked gradients of shape ``(m, *leaf_shape)`` (then vectors passed to the
             methods are pytrees of ``leaf_shape`` leaves, flattened in ``jax.tree.leaves`` order;
             flat indices refer to that concatenation).
-          damping: :math:`\lambda > 0`, a real scalar (checked when concrete; a traced
-            non-positive one gives results of no meaning).
+          damping: :math:`\lambda > 0`, a real scalar (checked when concrete; a traced one
+            that is not positive makes every result NaN).
           block_size: ``None`` for one window over all ``d`` coordinates, or an int ``b >= 1``
             for a block-diagonal Fisher over chunks of ``b`` coordinates.
 
@@ -257,6 +257,9 @@ class MFACInverse:
             jnp.pad(g, ((0, 0), (0, nb * b - d))).reshape(m, nb, b).transpose(1, 0, 2)
         )  # (nb, m, b)
         adt = algebra_dtype(g.dtype)
+        if isinstance(damping, jax.core.Tracer):
+            # Not checked above when traced: a non-positive one makes every result NaN.
+            damping = jnp.where(damping > 0, damping, jnp.nan)
         damp = jnp.asarray(damping, g.dtype)
         gram = jnp.einsum("kib,kjb->kij", gb, gb).astype(adt)
         chol = chol_of_window(gram, m, damping).astype(g.dtype)
@@ -352,8 +355,8 @@ class MFACInverse:
         Raises:
           TypeError: ``indices`` not a 1-D integer array; ``weights`` not shaped like a gradient
             (ValueError) or non-floating.
-          ValueError: concrete ``indices`` out of ``[0, d)`` or repeated. Traced indices are
-            not checked: a repeated one gives NaN, an out-of-range one a result of no meaning.
+          ValueError: concrete ``indices`` out of ``[0, d)`` or repeated (traced ones like
+            that give NaN).
         """
         fn = "MFACInverse.obs_update"
         w = self._blocks(fn, "weights", weights)
@@ -362,7 +365,8 @@ class MFACInverse:
             raise TypeError(
                 f"{fn}: argument `indices` must be a 1-D integer array; got {idx.dtype} {idx.shape}"
             )
-        if not isinstance(indices, jax.core.Tracer):
+        traced = isinstance(indices, jax.core.Tracer)
+        if not traced:
             idx_np = np.asarray(indices)
             if idx_np.size and (idx_np.min() < 0 or idx_np.max() >= self.dim):
                 raise ValueError(
@@ -385,4 +389,11 @@ class MFACInverse:
         acc = jnp.zeros((nb, m), w.dtype).at[blk].add(s[:, None] * qcols)
         es = jnp.zeros((nb, b), w.dtype).at[blk, pos].add(s)
         delta = -(es - jnp.einsum("kmb,km->kb", self.factor, acc)) / self.damping
-        return self._unblocks(delta), 0.5 * jnp.dot(wq, s)
+        delta_l = 0.5 * jnp.dot(wq, s)
+        if traced:
+            # Not checked above when traced: out-of-range or repeated indices give NaN.
+            k = idx.shape[0]
+            bad = jnp.any((idx < 0) | (idx >= self.dim))
+            bad |= jnp.any((idx[:, None] == idx[None, :]) & ~jnp.eye(k, dtype=bool))
+            delta, delta_l = jnp.where(bad, jnp.nan, delta), jnp.where(bad, jnp.nan, delta_l)
+        return self._unblocks(delta), delta_l

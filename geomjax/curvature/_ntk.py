@@ -59,8 +59,8 @@ def empirical_ntk(
       ValueError: unknown ``method``; ``x1``, ``x2`` not stacks of inputs of one shape with
         ``n1, n2 >= 1``; ``f`` not returning a ``(k,)`` vector for one input.
 
-    Input domain: values are not checked; NaN or inf in ``params``, ``x1`` or ``x2`` propagate
-    to the kernel (NaN in, NaN out).
+    Input domain: values are not checked; a NaN in ``params``, ``x1`` or ``x2`` gives NaN in
+    the kernel (NaN in, NaN out), and an inf goes through ``f``'s arithmetic like any value.
 
     Examples:
       >>> import jax.numpy as jnp

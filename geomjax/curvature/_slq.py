@@ -91,8 +91,8 @@ def slq_density(
         positive and finite, ``mvp(v)`` not shaped like ``params_like``.
 
     Input domain: a NaN grid point gets a NaN density there; NaN or inf from ``mvp`` give
-    NaN nodes and density. A traced ``sigma`` is not checked (``sigma <= 0`` gives a
-    density of no meaning). ``grid`` may be empty (an empty density).
+    NaN nodes and density. A traced ``sigma`` is not checked: a negative one gives a negative
+    density, zero a NaN one. ``grid`` may be empty (an empty density).
 
     Examples:
       >>> import jax, jax.numpy as jnp

@@ -155,7 +155,11 @@ def gaussian_wasserstein(
     if squared:
         return sq
     scale = jnp.trace(cov1) + jnp.trace(cov2) + jnp.sum(m1 * m1) + jnp.sum(m2 * m2)
-    return _sqrt_or_zero(sq, scale)
+    # An infinite mean makes sq and scale both inf, which the round-off floor would call 0:
+    # return a non-finite sq as it is (sqrt(inf) = inf, NaN stays NaN), double-where safe.
+    bad = jnp.logical_not(jnp.isfinite(sq))
+    safe = _sqrt_or_zero(jnp.where(bad, 0.0, sq), jnp.where(bad, 0.0, scale))
+    return jnp.where(bad, sq, safe)
 
 
 def gaussian_fit(x: ArrayLike, a: ArrayLike | None = None) -> tuple[Array, Array]:

@@ -137,7 +137,8 @@ def max_sliced_wasserstein(
         not a single PRNG key.
 
     Input domain: NaN or inf in ``x``, ``y`` or traced weights give ``converged=False`` and a
-    non-finite ``value``.
+    non-finite ``value``; finite traced weights that are negative or do not sum to one are
+    used as given (finite values of no meaning).
 
     Examples:
       >>> import jax, jax.numpy as jnp

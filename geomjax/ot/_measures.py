@@ -53,18 +53,19 @@ def uniform_or_checked(fn: str, name: str, w: ArrayLike | None, n: int, dtype) -
     """
     if w is None:
         return jnp.full((n,), 1.0 / n, dtype=dtype)
-    w_arr = jnp.asarray(w)
+    # Checked before any conversion by JAX (a NaN weight must meet the named ValueError below,
+    # not jax_debug_nans in the conversion).
+    w_arr = w if hasattr(w, "dtype") else np.asarray(w)
     if not jnp.issubdtype(w_arr.dtype, jnp.floating):
         raise TypeError(
             f"{fn}: argument `{name}` must have a real floating dtype (float32 or float64); "
             f"got {w_arr.dtype}"
         )
-    if w_arr.shape != (n,):
+    if jnp.shape(w_arr) != (n,):
         raise ValueError(
             f"{fn}: argument `{name}` must have shape ({n},) to match its point cloud; "
-            f"got shape {w_arr.shape}"
+            f"got shape {jnp.shape(w_arr)}"
         )
-    w_arr = w_arr.astype(dtype)
     if is_concrete(w):
         w_np = np.asarray(w, dtype=np.float64)
         if np.any(~np.isfinite(w_np)):
@@ -79,7 +80,7 @@ def uniform_or_checked(fn: str, name: str, w: ArrayLike | None, n: int, dtype) -
             raise ValueError(
                 f"{fn}: argument `{name}` must sum to one (within {tol:.1e}); got sum {total!r}"
             )
-    return w_arr
+    return jnp.asarray(w_arr).astype(dtype)
 
 
 def check_measures(

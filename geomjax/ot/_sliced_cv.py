@@ -202,7 +202,8 @@ def sliced_wasserstein_cv(
         :func:`sliced_wasserstein`.
 
     Input domain: NaN or inf in ``x``, ``y``, ``projections`` or traced weights give a
-    non-finite ``value`` and ``sq_value`` (NaN in, NaN out).
+    non-finite ``value`` and ``sq_value`` (NaN in, NaN out); finite traced weights that are
+    negative or do not sum to one are used as given (finite values of no meaning).
 
     Examples:
       >>> import jax, jax.numpy as jnp

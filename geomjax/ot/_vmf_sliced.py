@@ -109,7 +109,9 @@ def vmf_sliced_wasserstein(
         ``key`` not a single PRNG key.
 
     Input domain: NaN or inf in ``x``, ``y``, ``location`` or traced weights give a non-finite
-    value (NaN in, NaN out), as does a traced ``kappa`` that is negative, infinite or NaN.
+    value (NaN in, NaN out), as does a traced ``kappa`` that is negative, infinite or NaN;
+    finite traced weights that are negative or do not sum to one are used as given (a finite
+    value of no meaning).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -237,7 +239,8 @@ def distributional_sliced_wasserstein(
         ``learning_rate`` (not positive and finite), ``tol`` (negative) or ``init``.
 
     Input domain: NaN or inf in ``x``, ``y``, ``init`` or traced weights give
-    ``converged=False`` with a non-finite ``value`` or ``grad_norm``.
+    ``converged=False``; finite traced weights that are negative or do not sum to one are
+    used as given (finite values of no meaning).
 
     Examples:
       >>> import jax, jax.numpy as jnp

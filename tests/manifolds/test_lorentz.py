@@ -21,7 +21,7 @@ from geomjax.manifolds._lorentz import (
     poincare_to_lorentz,
 )
 from geomjax.manifolds._poincare import PoincareBall
-from geomjax.testing import check_grads_finite
+from geomjax.testing import check_grads_finite, rounding_tolerance
 
 DIM = 4
 N = 16
@@ -31,10 +31,11 @@ B = PoincareBall(DIM, C)
 
 
 def _tol(dtype, scale=1.0):
-    # float32: a few ulps (1.2e-7) of O(1) quantities after tens of flops, with margin;
-    # float64: the same argument at 2.2e-16. Hyperboloid coordinates grow like
-    # cosh(distance), so checks on coordinates are scaled by their size.
-    return (2e-6 if jnp.dtype(dtype) == jnp.float32 else 1e-13) * scale
+    # round-off of O(1) quantities after ~16 flops (4 eps sqrt(16) = 16 eps: 1.9e-6 in
+    # float32, 3.6e-15 in float64), times `scale` for longer chains or amplification.
+    # Hyperboloid coordinates grow like cosh(distance), so checks on coordinates are scaled
+    # by their size.
+    return rounding_tolerance(dtype, n_ops=16) * scale
 
 
 def _points(dtype, n=N, seed=0, scale=1.0):

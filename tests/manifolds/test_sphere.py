@@ -15,7 +15,7 @@ import pytest
 from jax.test_util import check_grads
 
 from geomjax.manifolds._sphere import Sphere
-from geomjax.testing import check_grads_finite
+from geomjax.testing import check_grads_finite, rounding_tolerance
 
 DIM = 4
 N = 16
@@ -23,9 +23,9 @@ M = Sphere(DIM)
 
 
 def _tol(dtype, scale=1.0):
-    # float32: a few ulps (1.2e-7) of O(1) quantities after tens of flops, with margin;
-    # float64: the same argument at 2.2e-16.
-    return (2e-6 if jnp.dtype(dtype) == jnp.float32 else 1e-13) * scale
+    # round-off of O(1) quantities after ~16 flops (4 eps sqrt(16) = 16 eps: 1.9e-6 in
+    # float32, 3.6e-15 in float64), times `scale` for longer chains or amplification
+    return rounding_tolerance(dtype, n_ops=16) * scale
 
 
 def _points(dtype, n=N, seed=0):

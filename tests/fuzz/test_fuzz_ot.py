@@ -188,10 +188,17 @@ def test_point_clouds_of_a_bad_dtype_are_named(name, arg, dtype):
 
 @given(
     name=st.sampled_from(WEIGHTED),
-    arg=st.sampled_from(["a", "b"]),
-    bad=st.one_of(wrong_shape((N,)).map(lambda s: ("shape", s)), st.sampled_from(BAD_DTYPES)),
+    arg_bad=st.sampled_from([("a", N), ("b", M)]).flatmap(
+        lambda an: st.tuples(
+            st.just(an[0]),
+            st.one_of(
+                wrong_shape((an[1],)).map(lambda s: ("shape", s)), st.sampled_from(BAD_DTYPES)
+            ),
+        )
+    ),
 )
-def test_weights_of_the_wrong_shape_or_dtype_are_named(name, arg, bad):
+def test_weights_of_the_wrong_shape_or_dtype_are_named(name, arg_bad):
+    arg, bad = arg_bad
     fn = MEASURE_FNS[name][0]
     n = N if arg == "a" else M
     if isinstance(bad, tuple):

@@ -562,7 +562,8 @@ def test_mfac_gradient_scale_within_domain(scale):
     g = np.array([3.0, -4.0], np.float32) * np.float32(scale)
     damping = float(np.dot(g.astype(np.float64), g)) / 2  # keeps the window well conditioned
     tx = O.scale_by_mfac(num_grads=2, damping=damping)
-    u, _ = tx.update(g, tx.init(np.zeros(2, np.float32)))
+    with jax.default_matmul_precision("highest"):  # GPUs default to TF32 matmuls
+        u, _ = tx.update(g, tx.init(np.zeros(2, np.float32)))
     gd = g.astype(np.float64)
     f = damping * np.eye(2) + np.outer(gd, gd) / 2
     np.testing.assert_allclose(np.asarray(u, np.float64), np.linalg.solve(f, gd), rtol=32 * 1.2e-7)
@@ -989,8 +990,9 @@ def test_gnn_nonsymmetric_hessian_uses_symmetric_part(seed):
     """Documented: the dense solver uses the symmetric part of a callable's matrix."""
     sym = spd(seed, 3)
     skew = np.triu(np.ones((3, 3)), 1)
-    a = _GNN_HESS((sym + skew - skew.T).astype(np.float32), X3)
-    b = _GNN_HESS(sym.astype(np.float32), X3)
+    with jax.default_matmul_precision("highest"):  # GPUs default to TF32 matmuls
+        a = _GNN_HESS((sym + skew - skew.T).astype(np.float32), X3)
+        b = _GNN_HESS(sym.astype(np.float32), X3)
     assert int(a.status) == int(b.status) and int(a.n_steps) == int(b.n_steps)
     # float32 eps 1.2e-7 times a few solves of cond(H + lam I) <= 10
     np.testing.assert_allclose(a.x, b.x, rtol=64 * 1.2e-7 * 10, atol=64 * 1.2e-7 * 10)

@@ -19,6 +19,7 @@ def test_translated_cloud_closed_form(x64, key, p):
     x = jax.random.normal(jax.random.key(3), (40, 4))
     t = jnp.array([0.5, -1.0, 2.0, 0.0])
     res = max_sliced_wasserstein(key, x, x + t, p=p)
+    # float64, exact maximizer t / |t|: the float64 default
     np.testing.assert_allclose(float(res.value), float(jnp.linalg.norm(t)), rtol=1e-10)
     np.testing.assert_allclose(jnp.abs(res.direction @ t) / jnp.linalg.norm(t), 1.0, rtol=1e-10)
     assert bool(res.converged)
@@ -57,8 +58,11 @@ def test_vs_brute_force_grid_2d(x64, key):
     f = np.mean((np.sort(x @ th.T, axis=0) - np.sort(y @ th.T, axis=0)) ** 2, axis=0)
     ref = np.sqrt(f.max())
     res = max_sliced_wasserstein(key, x, y, n_restarts=8)
+    # the grid (spacing pi / 2e4) misses the smooth maximum by ~(spacing / 2)^2 ~ 6e-9
+    # relative; 1e-5 is the ascent's stopping accuracy in the value
     np.testing.assert_allclose(float(res.value), ref, rtol=1e-5)
     assert float(res.value) >= ref * (1 - 1e-9)  # the grid can only miss the maximum
+    # directions within half a grid step: 1 - cos(7.9e-5) = 3e-9; 1e-6 for the ascent
     np.testing.assert_allclose(abs(float(res.direction @ th[f.argmax()])), 1.0, atol=1e-6)
     # max-sliced >= sliced (a mean over directions is at most their maximum)
     assert float(res.value) >= float(sliced_wasserstein(key, x, y, n_projections=256))
@@ -80,6 +84,8 @@ def test_weighted_p1_vs_scipy_grid_2d(x64, key):
     ref = max(vals)
     res = max_sliced_wasserstein(key, x, y, a, b, p=1, n_restarts=8)
     assert float(res.value) >= ref * (1 - 1e-9)
+    # grid spacing pi / 3000: W_1(theta) has kinks, so the grid misses the maximum to first
+    # order, ~(spacing / 2) |slope| / W ~ 1e-3
     np.testing.assert_allclose(float(res.value), ref, rtol=1e-3)
 
 
@@ -92,7 +98,7 @@ def test_envelope_gradient(x64, key):
     theta = max_sliced_wasserstein(key, x, y, n_iter=50, n_restarts=2).direction
     g = jax.grad(f)(x, y)
     g_ref = jax.grad(lambda x: wasserstein_1d(x @ theta, y @ theta, p=2))(x)
-    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-12)  # float64 default
     # identical clouds: value 0, finite (zero) gradient
     assert float(f(x, x)) == 0.0
     check_grads_finite(f, (x, x), order=1)
@@ -101,6 +107,7 @@ def test_envelope_gradient(x64, key):
 def test_vmap_and_validation(key):
     xs = jax.random.normal(key, (3, 8, 2))
     res = jax.vmap(lambda x: max_sliced_wasserstein(key, x, x + 1.0, n_iter=20, n_restarts=2))(xs)
+    # float32, exact maximizer (1, 1) / sqrt 2: the float32 default
     np.testing.assert_allclose(res.value, np.sqrt(2.0), rtol=1e-5)
     assert res.direction.shape == (3, 2)
     x = jnp.zeros((4, 2))

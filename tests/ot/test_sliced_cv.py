@@ -40,6 +40,7 @@ def test_terms_vs_dense_formula(x64, key, kind):
     w, c, ec = control_variate_terms(xj, yj, aj, bj, th, kind, None, aj, bj)
     A = _dense_A(x, y, a, b, kind)
     th_np = np.asarray(th)
+    # float64 quadratic forms / sums of <= 16 terms of O(1) values: 1e-12 = 4500 eps64
     np.testing.assert_allclose(c, np.einsum("li,ij,lj->l", th_np, A, th_np), rtol=1e-12)
     np.testing.assert_allclose(float(ec), np.trace(A) / 4, rtol=1e-12)
     np.testing.assert_allclose(w, projected_wpp(xj, yj, aj, bj, th, 2.0), rtol=1e-13)
@@ -57,6 +58,7 @@ def test_expectation_exact_on_designs(x64, kind):
         xj, yj, aj, bj = map(jnp.asarray, (x, y, a, b))
         th = jnp.asarray(design)
         _, c, ec = control_variate_terms(xj, yj, aj, bj, th, kind, None, None, None)
+        # exact designs in float64: round-off of 10-term means only (1e-12 = 4500 eps64)
         np.testing.assert_allclose(float(jnp.mean(c)), float(ec), rtol=1e-12)
         np.testing.assert_allclose(float(ec), np.trace(_dense_A(x, y, a, b, kind)) / d, rtol=1e-12)
 
@@ -104,6 +106,8 @@ def test_vs_numpy_reference(x64, key, coefficient):
         res = sliced_wasserstein_cv(
             None, x, y, a, b, projections=th, control_variate=kind, coefficient=coefficient
         )
+        # float64 vs numpy + POT: the float64 default; the regression coefficient and its
+        # standard error divide by var(c), one cancellation more (10x)
         np.testing.assert_allclose(float(res.sq_value), terms.mean(), rtol=1e-10)
         np.testing.assert_allclose(float(res.coefficient), gamma, rtol=1e-9)
         np.testing.assert_allclose(float(res.std_error), terms.std(ddof=1) / np.sqrt(L), rtol=1e-9)
@@ -179,6 +183,7 @@ def test_one_dimensional_is_plain_mc(x64, key):
     res = sliced_wasserstein_cv(key, x, y, n_projections=8, control_variate="upper")
     mc = sliced_wasserstein_with_error(key, x, y, n_projections=8)
     assert float(res.coefficient) == 0.0
+    # the same float64 mean of 8 terms (coefficient exactly 0): a few roundings, 45 eps64
     np.testing.assert_allclose(float(res.sq_value), float(mc.pp_value), rtol=1e-14)
 
 
@@ -196,6 +201,7 @@ def test_grads_finite_and_jit_vmap(x64, key):
     ys = jnp.stack([x + 1, x - 1])
     batched = jax.vmap(lambda x, y: sliced_wasserstein_cv(key, x, y, n_projections=8))(xs, ys)
     single = sliced_wasserstein_cv(key, xs[1], ys[1], n_projections=8)
+    # the same float64 computation batched by vmap: 4500 eps64
     np.testing.assert_allclose(batched.sq_value[1], single.sq_value, rtol=1e-12)
 
 

@@ -52,7 +52,7 @@ def test_sort_last_derivative_is_the_permutation(x64):
     g = jax.grad(lambda z: jnp.sum(w * sort_last(z) ** 2))(x)
     expected = np.zeros((3, 50))
     np.put_along_axis(expected, order, np.asarray(w) * 2 * np.sort(np.asarray(x), -1), -1)
-    np.testing.assert_allclose(np.asarray(g), expected, rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(g), expected, rtol=1e-13)  # float64, 2 roundings each
     # Values at least 0.1 apart, so the finite differences never cross a reordering.
     spread = jnp.asarray(rng.permuted(np.tile(np.linspace(-2.5, 2.5, 50), (3, 1)), axis=-1))
     check_grads(lambda z: jnp.sum(jnp.sin(sort_last(z))), (spread,), order=2, modes=("fwd", "rev"))

@@ -37,7 +37,7 @@ def test_top5_hessian_eigenvalues_of_mlp(mlp64):
     # Eigenvectors: a pytree like params with a leading axis 5, unit norm, H y = theta y.
     assert jax.tree.structure(top.eigenvectors) == jax.tree.structure(m.params)
     vecs = np.asarray(jax.vmap(lambda t: jax.flatten_util.ravel_pytree(t)[0])(top.eigenvectors))
-    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=0, atol=1e-12)
     resid = np.linalg.norm(vecs @ m.hess - np.asarray(top.eigenvalues)[:, None] * vecs, axis=1)
     assert np.all(resid < 1e-9)
 
@@ -51,7 +51,7 @@ def test_partial_lanczos_ritz_values_are_certified_by_residuals(mlp64):
     dist = np.min(np.abs(np.asarray(res.ritz_values)[:, None] - ev[None]), axis=1)
     assert np.all(dist <= np.asarray(res.residuals) + 1e-10)
     # ... and the extreme one has converged after 20 steps.
-    np.testing.assert_allclose(res.ritz_values[-1], ev[-1], atol=1e-8)
+    np.testing.assert_allclose(res.ritz_values[-1], ev[-1], rtol=0, atol=1e-8)
     assert int(res.n_iters) == 20
 
 
@@ -63,7 +63,7 @@ def test_smallest_and_magnitude(x64, which):
         jax.random.key(2)
     )
     want = ev[:3] if which == "smallest" else ev[np.argsort(-np.abs(ev))][:3]
-    np.testing.assert_allclose(out.eigenvalues, want, atol=1e-10)
+    np.testing.assert_allclose(out.eigenvalues, want, rtol=0, atol=1e-10)
 
 
 def test_full_lanczos_on_pytree_operator_with_breakdown(x64):
@@ -75,7 +75,7 @@ def test_full_lanczos_on_pytree_operator_with_breakdown(x64):
     flat = lambda t: jnp.concatenate([t["u"].ravel(), t["w"]])  # noqa: E731 (ravel order)
     mvp = lambda t: {"u": (a @ flat(t))[:6].reshape(2, 3), "w": (a @ flat(t))[6:]}  # noqa: E731
     res = jax.jit(lambda k: lanczos(mvp, like, k, 12, return_vectors=True))(jax.random.key(3))
-    np.testing.assert_allclose(res.ritz_values, np.linalg.eigvalsh(a), atol=1e-10)
+    np.testing.assert_allclose(res.ritz_values, np.linalg.eigvalsh(a), rtol=0, atol=1e-10)
     assert int(res.n_restarts) >= 1
     assert np.any(np.asarray(res.betas) == 0.0)
     assert res.ritz_vectors["u"].shape == (12, 2, 3)
@@ -83,8 +83,8 @@ def test_full_lanczos_on_pytree_operator_with_breakdown(x64):
         [np.asarray(res.ritz_vectors["u"]).reshape(12, 6), np.asarray(res.ritz_vectors["w"])],
         axis=1,
     )
-    np.testing.assert_allclose(vecs @ vecs.T, np.eye(12), atol=1e-10)  # orthonormal
-    np.testing.assert_allclose(vecs @ a @ vecs.T, np.diag(res.ritz_values), atol=1e-10)
+    np.testing.assert_allclose(vecs @ vecs.T, np.eye(12), rtol=0, atol=1e-10)  # orthonormal
+    np.testing.assert_allclose(vecs @ a @ vecs.T, np.diag(res.ritz_values), rtol=0, atol=1e-10)
 
 
 def test_init_vector_and_immediate_breakdown(x64):
@@ -93,9 +93,9 @@ def test_init_vector_and_immediate_breakdown(x64):
     res = jax.jit(lambda k: lanczos(lambda v: a @ v, jnp.zeros(6), k, 6, init=jnp.eye(6)[2] * 3))(
         jax.random.key(4)
     )
-    np.testing.assert_allclose(res.alphas[0], 3.0, atol=1e-14)
+    np.testing.assert_allclose(res.alphas[0], 3.0, rtol=0, atol=1e-14)
     assert float(res.betas[0]) == 0.0
-    np.testing.assert_allclose(res.ritz_values, np.arange(1.0, 7.0), atol=1e-12)
+    np.testing.assert_allclose(res.ritz_values, np.arange(1.0, 7.0), rtol=0, atol=1e-12)
 
 
 def test_without_reorthogonalization(x64):
@@ -111,9 +111,9 @@ def test_without_reorthogonalization(x64):
         )
     )(jax.random.key(5))
     assert res.ritz_vectors is None
-    np.testing.assert_allclose(res.ritz_values[-1], 3.0, atol=1e-10)
+    np.testing.assert_allclose(res.ritz_values[-1], 3.0, rtol=0, atol=1e-10)
     # The tridiagonal is the one from the reorthogonalized run, up to loss of orthogonality.
-    np.testing.assert_allclose(res.alphas[:5], ref.alphas[:5], atol=1e-8)
+    np.testing.assert_allclose(res.alphas[:5], ref.alphas[:5], rtol=0, atol=1e-8)
 
 
 def test_slq_density_integrates_to_one_and_matches_moments(mlp64):
@@ -130,14 +130,14 @@ def test_slq_density_integrates_to_one_and_matches_moments(mlp64):
     dens, nodes, w = (np.asarray(a) for a in out)
     assert dens.shape == grid.shape and nodes.shape == w.shape == (n_probes, 12)
     assert np.all(dens >= 0)
-    np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(w.sum(1), 1.0, rtol=0, atol=1e-12)
     dx = grid[1] - grid[0]
-    np.testing.assert_allclose(np.sum(dens) * dx, 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.sum(dens) * dx, 1.0, rtol=0, atol=1e-6)
     # The smoothed density's first two moments are the quadrature's (+ sigma^2 for the second).
     m1 = np.sum(w * nodes) / n_probes
     m2 = np.sum(w * nodes**2) / n_probes
-    np.testing.assert_allclose(np.sum(grid * dens) * dx, m1, atol=1e-8)
-    np.testing.assert_allclose(np.sum(grid**2 * dens) * dx, m2 + sigma**2, atol=1e-8)
+    np.testing.assert_allclose(np.sum(grid * dens) * dx, m1, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(np.sum(grid**2 * dens) * dx, m2 + sigma**2, rtol=0, atol=1e-8)
     # Gauss quadrature is exact for t and t^2, so with normalized Rademacher probes m1 and m2
     # are Hutchinson estimates of tr(H)/d and tr(H^2)/d; exact per-probe standard deviations:
     # sqrt(2 sum_{i != j} A_ij^2) / d for A = H, H^2.
@@ -154,7 +154,7 @@ def test_slq_exact_on_identity_multiple(x64):
         jax.random.key(7)
     )
     want = np.exp(-0.5 * ((grid - 2.0) / 0.5) ** 2) / (np.sqrt(2 * np.pi) * 0.5)
-    np.testing.assert_allclose(out.density, want, atol=1e-12)
+    np.testing.assert_allclose(out.density, want, rtol=0, atol=1e-12)
 
 
 def test_validation_errors(x64):

@@ -10,8 +10,9 @@ import pytest
 from geomjax.curvature._fisher import empirical_fisher_vp, fisher_vp
 from geomjax.curvature._ggn import ggn_vp
 from geomjax.curvature._hvp import hvp
+from geomjax.testing import matmul_eps, rounding_tolerance
 
-TOL64 = 1e-10
+TOL64 = 1e-10  # float64 default: dense references by other routes (autodiff vs formulas)
 
 
 def _dense_jacobian(m):
@@ -30,9 +31,9 @@ def _softmax_fisher(m):
 def test_hvp_equals_dense_hessian(mlp64):
     v = mlp64.random_like(mlp64.params, 2)
     g, hv = hvp(mlp64.loss, mlp64.params, v)
-    np.testing.assert_allclose(mlp64.to_flat(hv), mlp64.hess @ mlp64.to_flat(v), atol=TOL64)
+    np.testing.assert_allclose(mlp64.to_flat(hv), mlp64.hess @ mlp64.to_flat(v), rtol=0, atol=TOL64)
     g_ref = jax.grad(lambda t: mlp64.loss(mlp64.unravel(t)))(mlp64.flat)
-    np.testing.assert_allclose(mlp64.to_flat(g), g_ref, atol=TOL64)
+    np.testing.assert_allclose(mlp64.to_flat(g), g_ref, rtol=0, atol=TOL64)
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "half_mse"])
@@ -49,7 +50,7 @@ def test_ggn_vp_equals_dense_ggn(mlp64, loss):
     v = m.random_like(m.params, 3)
     out = ggn_vp(m.mlp, loss_fn, m.params, v, (m.x, targets))
     assert jax.tree.structure(out) == jax.tree.structure(m.params)
-    np.testing.assert_allclose(m.to_flat(out), ggn @ m.to_flat(v), atol=TOL64)
+    np.testing.assert_allclose(m.to_flat(out), ggn @ m.to_flat(v), rtol=0, atol=TOL64)
     # GGN is PSD for these losses, and differs from the Hessian (the MLP is not linear).
     assert np.linalg.eigvalsh(ggn).min() > -1e-12
     assert np.abs(ggn - m.hess).max() > 1e-3
@@ -61,7 +62,7 @@ def test_ggn_vp_linear_least_squares_is_hessian(x64):
     x, y, w = rng.normal(size=(7, 4)), rng.normal(size=7), rng.normal(size=4)
     v = rng.normal(size=4)
     out = ggn_vp(lambda w, x: x @ w, lambda z, t: 0.5 * jnp.mean((z - t) ** 2), w, v, (x, y))
-    np.testing.assert_allclose(out, x.T @ x @ v / 7, atol=TOL64)
+    np.testing.assert_allclose(out, x.T @ x @ v / 7, rtol=0, atol=TOL64)
 
 
 def test_ggn_vp_float32_matches_float64(helpers):
@@ -81,17 +82,22 @@ def test_ggn_vp_float32_matches_float64(helpers):
             (jnp.asarray(x, jnp.float64), labels),
         )
         ref = helpers.to_flat(out64)
-    np.testing.assert_allclose(helpers.to_flat(out32), ref, atol=2e-5 * np.abs(ref).max())
+    # float32 J^T H J v through a 3-6-3 MLP over a batch of 8: sums of <= 8 * 6 products per
+    # entry at the matmul precision, relative to the largest entry (cancellation in J^T ...)
+    tol = rounding_tolerance(np.float32, n_ops=8 * 6, eps=matmul_eps(np.float32))
+    np.testing.assert_allclose(helpers.to_flat(out32), ref, rtol=0, atol=tol * np.abs(ref).max())
 
 
 def test_fisher_vp_softmax_equals_dense_fisher_and_ggn(mlp64):
     m = mlp64
     v = m.random_like(m.params, 5)
     out = fisher_vp(m.mlp, m.params, v, m.x)
-    np.testing.assert_allclose(m.to_flat(out), _softmax_fisher(m) @ m.to_flat(v), atol=TOL64)
+    np.testing.assert_allclose(
+        m.to_flat(out), _softmax_fisher(m) @ m.to_flat(v), rtol=0, atol=TOL64
+    )
     # The true Fisher of the softmax likelihood is the GGN of the cross-entropy (any labels).
     ggn = ggn_vp(m.mlp, m.cross_entropy, m.params, v, (m.x, m.labels))
-    np.testing.assert_allclose(m.to_flat(out), m.to_flat(ggn), atol=TOL64)
+    np.testing.assert_allclose(m.to_flat(out), m.to_flat(ggn), rtol=0, atol=TOL64)
 
 
 def test_fisher_vp_softmax_monte_carlo_definition(mlp64):
@@ -112,7 +118,7 @@ def test_fisher_vp_softmax_monte_carlo_definition(mlp64):
             fisher += p[i, c] * np.outer(s, s)
     fisher /= m.x.shape[0]
     out = fisher_vp(m.mlp, m.params, m.unravel(v), m.x)
-    np.testing.assert_allclose(m.to_flat(out), fisher @ v, atol=TOL64)
+    np.testing.assert_allclose(m.to_flat(out), fisher @ v, rtol=0, atol=TOL64)
 
 
 def test_fisher_vp_gaussian_equals_jtj_and_ggn(mlp64):
@@ -121,9 +127,11 @@ def test_fisher_vp_gaussian_equals_jtj_and_ggn(mlp64):
     jac = _dense_jacobian(m)
     jf = jac.reshape(-1, m.d)
     out = fisher_vp(m.mlp, m.params, v, m.x, likelihood="gaussian")
-    np.testing.assert_allclose(m.to_flat(out), jf.T @ jf @ m.to_flat(v) / jac.shape[0], atol=TOL64)
+    np.testing.assert_allclose(
+        m.to_flat(out), jf.T @ jf @ m.to_flat(v) / jac.shape[0], rtol=0, atol=TOL64
+    )
     ggn = ggn_vp(m.mlp, m.half_mse, m.params, v, (m.x, m.y))
-    np.testing.assert_allclose(m.to_flat(out), m.to_flat(ggn), atol=TOL64)
+    np.testing.assert_allclose(m.to_flat(out), m.to_flat(ggn), rtol=0, atol=TOL64)
 
 
 def test_empirical_fisher_vp_equals_dense(mlp64):
@@ -141,7 +149,7 @@ def test_empirical_fisher_vp_equals_dense(mlp64):
     emp = grads.T @ grads / grads.shape[0]
     v = m.random_like(m.params, 8)
     out = jax.jit(empirical_fisher_vp, static_argnums=0)(per_example, m.params, v, (m.x, m.labels))
-    np.testing.assert_allclose(m.to_flat(out), emp @ m.to_flat(v), atol=TOL64)
+    np.testing.assert_allclose(m.to_flat(out), emp @ m.to_flat(v), rtol=0, atol=TOL64)
     # ... and it is not the true Fisher.
     assert np.abs(emp - _softmax_fisher(m)).max() > 1e-3
 

@@ -16,7 +16,7 @@ from geomjax.spdnet._covariance import (
     delay_embedding,
     ledoit_wolf_shrinkage,
 )
-from geomjax.testing import assert_allclose_dtype, check_grads_finite
+from geomjax.testing import assert_allclose_dtype, check_grads_finite, rounding_tolerance
 
 
 def _signal(seed=0, channels=4, times=40):
@@ -43,21 +43,24 @@ def test_sample_covariance_matches_numpy(dtype):
     x = _signal()
     ours = covariance(jnp.asarray(x, dtype))
     assert ours.dtype == dtype
-    assert_allclose_dtype(ours, np.cov(x, bias=True), scale=10)
+    # sums over 40 samples; centring cancels at most ~2x (offsets ~1, spread ~2)
+    tol = rounding_tolerance(dtype, n_ops=40, cond=2)
+    assert_allclose_dtype(ours, np.cov(x, bias=True), rtol=tol)
     centered = covariance(jnp.asarray(x, dtype), assume_centered=True)
-    assert_allclose_dtype(centered, x @ x.T / x.shape[1], scale=10)
+    assert_allclose_dtype(centered, x @ x.T / x.shape[1], rtol=tol)
 
 
 def test_ledoit_wolf_matches_float64_formula(dtype):
     x = _signal(1)
     shrink, ref = _np_lw(x)
     assert 0.05 < shrink < 0.95
+    # beta sums 40 squared Frobenius deviations of 4x4 outer products (16 entries each) from
+    # S, which cancel against it (~4x)
+    tol = rounding_tolerance(dtype, n_ops=40 * 16, cond=4)
     assert_allclose_dtype(
-        ledoit_wolf_shrinkage(jnp.asarray(x, dtype)), np.asarray(shrink), scale=100
+        ledoit_wolf_shrinkage(jnp.asarray(x, dtype)), np.asarray(shrink), rtol=tol
     )
-    assert_allclose_dtype(
-        covariance(jnp.asarray(x, dtype), shrinkage="ledoit_wolf"), ref, scale=100
-    )
+    assert_allclose_dtype(covariance(jnp.asarray(x, dtype), shrinkage="ledoit_wolf"), ref, rtol=tol)
 
 
 def test_ledoit_wolf_matches_sklearn_and_pyriemann(x64):
@@ -141,8 +144,11 @@ def test_vmap_and_jit_consistency():
     xs = jnp.asarray(np.stack([_signal(s) for s in range(3)]), jnp.float32)
     batched = jax.jit(jax.vmap(lambda x: covariance(x, shrinkage="ledoit_wolf")))(xs)
     for i in range(3):
+        # the same float32 sums batched or not (as in the Ledoit-Wolf test)
         assert_allclose_dtype(
-            batched[i], np.asarray(covariance(xs[i], shrinkage="ledoit_wolf")), scale=10
+            batched[i],
+            np.asarray(covariance(xs[i], shrinkage="ledoit_wolf")),
+            rtol=rounding_tolerance(jnp.float32, n_ops=40 * 16, cond=4),
         )
 
 
@@ -164,7 +170,8 @@ def test_delay_embedding_and_augmented_covariance(dtype):
         np.testing.assert_array_equal(np.asarray(emb), _np_embed(x, order, lag).astype(dtype))
         ours = augmented_covariance(jnp.asarray(x, dtype), order=order, lag=lag)
         assert ours.shape == (3 * order, 3 * order)
-        assert_allclose_dtype(ours, np.cov(_np_embed(x, order, lag), bias=True), scale=10)
+        ref = np.cov(_np_embed(x, order, lag), bias=True)  # sums over <= 50 samples, as above
+        assert_allclose_dtype(ours, ref, rtol=rounding_tolerance(dtype, n_ops=50, cond=2))
     # order 1 is the plain covariance.
     np.testing.assert_array_equal(
         augmented_covariance(jnp.asarray(x, dtype), order=1, lag=5, shrinkage="ledoit_wolf"),

@@ -67,7 +67,9 @@ def test_manifold_tree_mirrors_state(key):
 @pytest.mark.parametrize("algo", ["adam", "sgd"])
 def test_nnx_optimizer_end_to_end(key, algo):
     """The ManifoldParam stays on the sphere and converges; the plain Param follows optax."""
-    steps = 150
+    # 200 steps: the distance to the optimum was 3.4e-3 (adam) / 5.7e-4 (sgd) after 150 steps,
+    # 1.2e-4 / 4.8e-5 after 200, so the 1e-2 convergence check below holds with margin
+    steps = 200
     model = _Model(key)
     if algo == "adam":
         sched = optax.cosine_decay_schedule(0.1, steps)
@@ -76,9 +78,10 @@ def test_nnx_optimizer_end_to_end(key, algo):
         tx, ref = riemannian_sgd(0.05, 0.9, manifolds=manifold_tree(model)), optax.sgd(0.05, 0.9)
     model, optimizer = _train(model, tx, steps)
     x = model.sphere[...]
-    np.testing.assert_allclose(jnp.linalg.norm(x, axis=-1), 1.0, atol=2e-6)
+    # float32 retraction renormalizes every step: unit norm to a few eps (17 eps)
+    np.testing.assert_allclose(jnp.linalg.norm(x, axis=-1), 1.0, rtol=0, atol=2e-6)
     expected = _TARGET / jnp.linalg.norm(_TARGET, axis=-1, keepdims=True)
-    np.testing.assert_allclose(x, expected, atol=1e-2)
+    np.testing.assert_allclose(x, expected, rtol=0, atol=1e-2)
     assert int(optimizer.step[...]) == steps
     assert isinstance(model.sphere, ManifoldParam)
     # plain Param: same trajectory as optax on a model whose sphere part is frozen

@@ -11,7 +11,7 @@ from flax import nnx
 
 from geomjax.equivariant._deep_sets import deep_sets, deep_sets_layer
 from geomjax.nn._deep_sets import DeepSets, DeepSetsLayer
-from geomjax.testing import assert_allclose_dtype
+from geomjax.testing import assert_allclose_dtype, rounding_tolerance
 from geomjax.testing._equivariance import assert_equivariant
 
 
@@ -54,7 +54,7 @@ def test_invariant_model_matches_core_and_is_invariant():
         group="none",
         permute=True,
     )
-    assert err <= 1e-5
+    assert err <= rounding_tolerance(jnp.float32, n_ops=x.size, cond=16.0)  # the default budget
     assert model(jnp.stack([x, x, x])).shape == (3, 3)
 
 
@@ -71,7 +71,7 @@ def test_layer_permutation_equivariant_float64():
             group="none",
             permute=True,
         )
-        assert err <= 1e-10
+        assert err <= rounding_tolerance(jnp.float64, n_ops=6)  # a max pool over 6 rows
 
 
 def test_stack_trains_with_nnx_optimizer():

@@ -17,6 +17,7 @@ from flax import nnx
 from geomjax.equivariant._egnn import egnn, egnn_layer, init_egnn, init_egnn_layer
 from geomjax.equivariant._graph import fully_connected_graph
 from geomjax.nn._egnn import EGNN, EGNNLayer
+from geomjax.testing import rounding_tolerance
 from geomjax.testing._equivariance import assert_equivariant
 
 
@@ -70,7 +71,7 @@ def test_model_matches_core_and_is_equivariant():
     want = jax.jit(egnn)(
         params, jnp.linalg.norm(v, axis=1, keepdims=True), x, s, r, edge_attr=a, v=v
     )
-    for g, w in zip(got, want):
+    for g, w in zip(got, want):  # the same float32 layer through the module: 8 eps
         np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
     err = assert_equivariant(
         lambda *args: f(model, *args),
@@ -81,9 +82,8 @@ def test_model_matches_core_and_is_equivariant():
         group="E3",
         permute=True,
         n_trials=4,
-        rtol=1e-4,
     )
-    assert err <= 1e-4
+    assert err <= rounding_tolerance(jnp.float32, n_ops=x.size + v.size, cond=16.0)
 
 
 def test_optimizer_step_reduces_loss():

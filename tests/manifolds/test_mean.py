@@ -73,7 +73,7 @@ def test_sphere_matches_bruteforce_float64(x64):
     assert int(res.n_iters) < 100
     # BFGS with finite-difference gradients pins the argmin to ~1e-8 only; geomjax's own answer
     # satisfies the first-order condition to 1e-12 (checked above).
-    np.testing.assert_allclose(res.mean, ref, atol=1e-6)
+    np.testing.assert_allclose(res.mean, ref, rtol=0, atol=1e-6)
     assert abs(float(np.linalg.norm(res.mean)) - 1.0) < 1e-14
 
 
@@ -87,7 +87,7 @@ def test_sphere_float32_agrees_with_float64():
     ref = _sphere_mean_bruteforce(pts, w)
     # The float32 gradient-norm stop at 1e-5 bounds the distance to the minimizer by ~1e-5
     # (the variance is ~1-strongly convex here), plus float32 round-off.
-    np.testing.assert_allclose(res32.mean, ref, atol=3e-5)
+    np.testing.assert_allclose(res32.mean, ref, rtol=0, atol=3e-5)
 
 
 def test_product_mean_is_factorwise(x64):
@@ -96,7 +96,7 @@ def test_product_mean_is_factorwise(x64):
     m = Product((Sphere(2), Euclidean(2)))
     res = frechet_mean(m, (jnp.asarray(pts), jnp.asarray(eucl)), jnp.asarray(w), tol=1e-12)
     assert isinstance(res.mean, tuple) and bool(res.converged)
-    np.testing.assert_allclose(res.mean[0], _sphere_mean_bruteforce(pts, w), atol=1e-6)
+    np.testing.assert_allclose(res.mean[0], _sphere_mean_bruteforce(pts, w), rtol=0, atol=1e-6)
     np.testing.assert_allclose(res.mean[1], (w / w.sum()) @ eucl, rtol=1e-12, atol=1e-13)
 
 
@@ -134,7 +134,7 @@ def test_zero_weights_ignore_points(x64):
     w[N // 2 :] = 0.0
     res = frechet_mean(Sphere(2), jnp.asarray(pts), jnp.asarray(w), tol=1e-12)
     sub = frechet_mean(Sphere(2), jnp.asarray(pts[: N // 2]), jnp.asarray(w[: N // 2]), tol=1e-12)
-    np.testing.assert_allclose(res.mean, sub.mean, atol=1e-12)
+    np.testing.assert_allclose(res.mean, sub.mean, rtol=0, atol=1e-12)
 
 
 def test_init_and_step_size_reach_the_same_mean(x64):
@@ -150,7 +150,7 @@ def test_init_and_step_size_reach_the_same_mean(x64):
         max_iter=200,
     )
     assert bool(other.converged) and int(other.n_iters) > int(base.n_iters)
-    np.testing.assert_allclose(other.mean, base.mean, atol=1e-11)
+    np.testing.assert_allclose(other.mean, base.mean, rtol=0, atol=1e-11)
 
 
 def test_jit_and_vmap_over_clouds():
@@ -159,7 +159,7 @@ def test_jit_and_vmap_over_clouds():
     batched = jax.vmap(fn)(clouds)
     assert batched.mean.shape == (3, 3) and bool(jnp.all(batched.converged))
     for i in range(3):
-        np.testing.assert_allclose(batched.mean[i], fn(clouds[i]).mean, atol=1e-6)
+        np.testing.assert_allclose(batched.mean[i], fn(clouds[i]).mean, rtol=0, atol=1e-6)
 
 
 # -- validation ------------------------------------------------------------------------------------

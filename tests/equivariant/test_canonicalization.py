@@ -110,10 +110,10 @@ def test_gram_schmidt_degenerate_fallback(v1, v2, with_v3, x64):
         args.append(jnp.asarray(v1))  # v3 degenerate too: falls back to e1 x e2
     r = np.asarray(gram_schmidt_frame(*args))
     tol = rounding_tolerance(jnp.float64, n_ops=3)  # float64 frame of small-integer vectors
-    np.testing.assert_allclose(r.T @ r, np.eye(3), atol=tol)
-    np.testing.assert_allclose(np.linalg.det(r), 1.0, atol=tol)
+    np.testing.assert_allclose(r.T @ r, np.eye(3), rtol=0, atol=tol)
+    np.testing.assert_allclose(np.linalg.det(r), 1.0, rtol=0, atol=tol)
     if np.linalg.norm(v1) > 0:
-        np.testing.assert_allclose(r[:, 0], np.asarray(v1) / np.linalg.norm(v1), atol=tol)
+        np.testing.assert_allclose(r[:, 0], np.asarray(v1) / np.linalg.norm(v1), rtol=0, atol=tol)
     check_grads_finite(_gs_loss, tuple(args), order=2, hessian="hvp")
 
 

@@ -43,9 +43,9 @@ def test_random_orthogonal_is_haar(key, reflections):
         qs = np.asarray(qs)
     eye = np.broadcast_to(np.eye(3), qs.shape)
     # float64 Householder QR of 3x3: orthogonal to a few eps64; 1e-12 = 4500 eps64
-    np.testing.assert_allclose(np.einsum("bji,bjk->bik", qs, qs), eye, atol=1e-12)
+    np.testing.assert_allclose(np.einsum("bji,bjk->bik", qs, qs), eye, rtol=0, atol=1e-12)
     dets = np.linalg.det(qs)
-    np.testing.assert_allclose(np.abs(dets), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.abs(dets), 1.0, rtol=0, atol=1e-12)
     if reflections:
         # Haar on O(3): each determinant sign with probability 1/2 (binomial std ~0.008).
         assert abs(np.mean(dets > 0) - 0.5) < 0.05
@@ -55,7 +55,7 @@ def test_random_orthogonal_is_haar(key, reflections):
     # O(3) and SO(3) E[tr Q] = 0, E[(tr Q)^2] = 1 (Diaconis-Shahshahani; for SO(3) from the
     # angle density (1 - cos t) / pi). Monte Carlo standard errors ~0.01-0.02.
     np.testing.assert_allclose(qs.mean(axis=0), 0.0, atol=0.05)
-    np.testing.assert_allclose((qs**2).mean(axis=0), 1.0 / 3.0, atol=0.03)
+    np.testing.assert_allclose((qs**2).mean(axis=0), 1.0 / 3.0, rtol=0, atol=0.03)
     tr = np.trace(qs, axis1=1, axis2=2)
     assert abs(tr.mean()) < 0.06
     assert abs((tr**2).mean() - 1.0) < 0.1

@@ -23,6 +23,22 @@ _NOUNS = {
 }
 
 
+def svd_or_nan(a: Array, full_matrices: bool = True) -> tuple[Array, Array, Array]:
+    """``jnp.linalg.svd(a)`` (with ``U`` and ``V^T``) of one matrix, all NaN if ``a`` has a
+    non-finite entry.
+
+    LAPACK's ``gesdd`` can loop forever on a matrix mixing inf and finite entries (Reference-LAPACK
+    issue 1409; seen on CPU with jaxlib 0.10), so a non-finite matrix is replaced by zeros for the
+    SVD and the results poisoned with ``sum(a - a)`` (0 for a finite ``a``, NaN otherwise: no NaN
+    constant, which ``jax_debug_nans`` would flag). Values and derivatives at finite ``a`` are those
+    of ``jnp.linalg.svd``.
+    """
+    finite = jnp.all(jnp.isfinite(a))
+    poison = jnp.sum(a - a)
+    u, s, vt = jnp.linalg.svd(jnp.where(finite, a, jnp.zeros_like(a)), full_matrices=full_matrices)
+    return u + poison, s + poison, vt + poison
+
+
 def check_manifold_array(fn: str, name: str, value, shape: tuple[int, ...], role: str) -> Array:
     """Trace-time check of one point / tangent / ambient vector of a manifold method.
 
@@ -54,9 +70,17 @@ def check_manifold_array(fn: str, name: str, value, shape: tuple[int, ...], role
     return arr
 
 
+def as_real_scalar_array(fn: str, name: str, value, what: str = "a real scalar") -> Array:
+    """``jnp.asarray(value)``, with a TypeError naming the argument for non-array input."""
+    try:
+        return jnp.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{fn}: argument `{name}` must be {what}; got {value!r}") from None
+
+
 def check_time(fn: str, t: ArrayLike, name: str = "t") -> Array:
     """A real scalar time (int or float; one time per call, batch with ``jax.vmap``)."""
-    arr = jnp.asarray(t)
+    arr = as_real_scalar_array(fn, name, t)
     if arr.shape != ():
         raise ValueError(
             f"{fn}: argument `{name}` must be a scalar (shape ()); got shape {arr.shape}. "
@@ -125,6 +149,13 @@ class Manifold:
     complex one ``TypeError``. Batches go through ``jax.vmap``, under which the per-example
     shape is what is checked. Subclasses call ``self._args(method, x=x, u=u, ...)`` at the top
     of each method they override.
+
+    Input domain: values are not inspected (that would need a host sync under ``jit``). A NaN or
+    infinite entry never raises; the results that read it are unspecified, usually non-finite
+    (NaN in, NaN out), and the results that do not read it are unaffected. A point off the
+    manifold (or a tangent vector off the tangent space) gives unspecified values, possibly
+    non-finite. ``check_point(x)`` detects both: its residual is NaN, inf or > 0 there. ``projx``
+    maps a finite ambient point back onto the manifold.
     """
 
     # -- argument checks (trace time) --------------------------------------------------------

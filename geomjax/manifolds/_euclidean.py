@@ -7,6 +7,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from geomjax._core import Array, ArrayLike, PRNGKey
 from geomjax.manifolds._base import Manifold, check_float_dtype, check_key
@@ -30,12 +31,18 @@ class Euclidean(Manifold):
     shape: tuple[int, ...] = dataclasses.field(metadata=dict(static=True), default=(1,))
 
     def __post_init__(self):
-        shape = (self.shape,) if isinstance(self.shape, int) else tuple(self.shape)
-        if any((not isinstance(s, int)) or s < 1 for s in shape):
+        shape = self.shape
+        if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+            shape = (shape,)
+        if not isinstance(shape, (tuple, list)):
+            raise TypeError(
+                f"Euclidean: argument `shape` must be an int or a tuple of ints; got {self.shape!r}"
+            )
+        if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
             raise ValueError(
                 f"Euclidean: argument `shape` must hold positive ints; got {self.shape!r}"
             )
-        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "shape", tuple(int(s) for s in shape))
 
     @property
     def point_shape(self) -> tuple[int, ...]:
@@ -72,5 +79,6 @@ class Euclidean(Manifold):
         return jax.random.normal(key, self.shape, dtype)
 
     def check_point(self, x: ArrayLike) -> Array:
+        """0 for a finite ``x``; ``inf`` if an entry is NaN or infinite (not a point of R^n)."""
         x = self._args("check_point", x=x)
-        return jnp.zeros((), x.dtype)
+        return jnp.where(jnp.all(jnp.isfinite(x)), 0.0, jnp.inf).astype(x.dtype)

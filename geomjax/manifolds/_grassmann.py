@@ -24,7 +24,7 @@ from geomjax._core import (
     where_small,
 )
 from geomjax.linalg import invsqrtm, spectral_fn
-from geomjax.manifolds._base import Manifold, check_float_dtype, check_key
+from geomjax.manifolds._base import Manifold, check_float_dtype, check_key, svd_or_nan
 from geomjax.manifolds._stiefel import _check_size, _qr_sign_fixed, _sym
 
 # -- scalar functions of lam = s^2, analytic at 0 (Taylor branch below eps ** (1 / order)) ---------
@@ -385,14 +385,18 @@ class Grassmann(Manifold):
         return jnp.max(jnp.abs(x.T @ x - jnp.eye(self.p, dtype=x.dtype)))
 
     def projx(self, x: ArrayLike) -> Array:
-        """Orthonormal basis of ``span(X)`` nearest to ``X``: polar factor ``X (X^T X)^{-1/2}``."""
+        """Orthonormal basis of ``span(X)`` nearest to ``X``: polar factor ``X (X^T X)^{-1/2}``.
+
+        A rank-deficient ``X`` (e.g. zero) spans no ``p``-dimensional subspace: the result is then
+        non-finite.
+        """
         x = self._arr("projx", "x", x)
         return x @ invsqrtm(_sym(x.T @ x))
 
 
 def _log_svd(x: Array, y: Array) -> Array:
     """Bendokat-Zimmermann-Absil logarithm (Algorithm 5.3), valid at the cut locus too."""
-    a, _, bt = jnp.linalg.svd(y.T @ x)
+    a, _, bt = svd_or_nan(y.T @ x)  # NaN, not a LAPACK hang, for non-finite input
     y_star = y @ (a @ bt)
-    w, s, vt = jnp.linalg.svd(y_star - x @ (x.T @ y_star), full_matrices=False)
+    w, s, vt = svd_or_nan(y_star - x @ (x.T @ y_star), full_matrices=False)
     return (w * jnp.arcsin(jnp.clip(s, 0.0, 1.0))) @ vt

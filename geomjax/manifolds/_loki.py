@@ -134,7 +134,9 @@ def loki_predict(
       candidates: with ``metric``, candidate points ``(m, *point_shape)``; default the labels.
 
     Returns:
-      int32 scalar, the index of the predicted candidate in ``[0, m)``.
+      int32 scalar, the index of the predicted candidate in ``[0, m)``. With NaN scores (NaN in
+      ``probs`` or the distances) it is the index of the first NaN score (``jnp.argmin``'s
+      rule): check ``loki_scores`` for finiteness where the input may be invalid.
 
     Examples:
       >>> import jax.numpy as jnp

@@ -1,4 +1,9 @@
-"""The Lorentz (hyperboloid) model of hyperbolic space with learnable curvature -c."""
+"""The Lorentz (hyperboloid) model of hyperbolic space with learnable curvature -c.
+
+Input domain of the functions (``minkowski_inner`` and the maps to and from the Poincare ball):
+shapes, dtypes and concrete curvatures are checked at trace time, values are not: a NaN entry
+gives NaN (NaN in, NaN out), an infinite entry gives unspecified values.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,15 @@ import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike, PRNGKey, series_in_square
 from geomjax.manifolds._base import Manifold, check_float_dtype, check_key
-from geomjax.manifolds._poincare import _asinhc_sq, _check_curvature, _check_dim, _sigma_floor
+from geomjax.manifolds._poincare import (
+    _asinhc_sq,
+    _check_curvature,
+    _check_dim,
+    _sigma_floor,
+    check_scalar_curvature,
+    check_scale,
+    check_vector,
+)
 
 
 def _cosh_sq(s: Array) -> Array:
@@ -36,8 +49,18 @@ def minkowski_inner(u: ArrayLike, v: ArrayLike) -> Array:
 
     Returns:
       Scalar.
+
+    Raises:
+      ValueError: ``u`` and ``v`` are not vectors of one shape (batch with ``jax.vmap``).
+      TypeError: an argument is not real.
     """
-    u, v = jnp.asarray(u), jnp.asarray(v)
+    fn = "minkowski_inner"
+    u, v = check_vector(fn, "u", u), check_vector(fn, "v", v)
+    if u.shape != v.shape:
+        raise ValueError(
+            f"{fn}: arguments `u` and `v` must have the same shape (d + 1,); got {u.shape} and "
+            f"{v.shape}"
+        )
     return jnp.sum(u[1:] * v[1:]) - u[0] * v[0]
 
 
@@ -51,14 +74,22 @@ def lorentz_to_poincare(x: ArrayLike, c: ArrayLike = 1.0) -> Array:
     Returns:
       Ball point, shape ``(d,)``.
 
+    Raises:
+      ValueError: ``x`` is not one vector of shape ``(d + 1,)``, ``d >= 1``, or a concrete ``c``
+        is not positive and finite. TypeError: an argument is not real.
+
+    Input domain: ``x`` is not checked to lie on the hyperboloid (use ``Lorentz.check_point``);
+    a NaN entry gives NaN, and an infinite ``x_0`` maps the point to the origin.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.manifolds import lorentz_to_poincare
       >>> lorentz_to_poincare(jnp.array([1.0, 0.0]))
       Array([0.], dtype=float32)
     """
-    x = jnp.asarray(x)
-    c = jnp.asarray(c, x.dtype)
+    fn = "lorentz_to_poincare"
+    x = check_vector(fn, "x", x, min_size=2)
+    c = check_scalar_curvature(fn, c, x.dtype)
     return x[1:] / (1.0 + jnp.sqrt(c) * x[0])
 
 
@@ -76,9 +107,14 @@ def poincare_to_lorentz(p: ArrayLike, c: ArrayLike = 1.0) -> Array:
 
     Returns:
       Hyperboloid point, shape ``(d + 1,)``.
+
+    Raises:
+      ValueError: ``p`` is not one vector of shape ``(d,)``, or a concrete ``c`` is not positive
+        and finite. TypeError: an argument is not real.
     """
-    p = jnp.asarray(p)
-    c = jnp.asarray(c, p.dtype)
+    fn = "poincare_to_lorentz"
+    p = check_vector(fn, "p", p)
+    c = check_scalar_curvature(fn, c, p.dtype)
     cp2 = c * jnp.sum(p * p)
     sigma = jnp.maximum(1.0 - cp2, _sigma_floor(p.dtype))
     x0 = (1.0 + cp2) / (jnp.sqrt(c) * sigma)
@@ -226,6 +262,7 @@ class Lorentz(Manifold):
         """
         check_key("Lorentz.random_point", key)
         check_float_dtype("Lorentz.random_point", dtype)
+        check_scale("Lorentz.random_point", scale)
         g = jax.random.normal(key, (self.dim,), dtype)
         u = jnp.concatenate([jnp.zeros((1,), dtype), scale * g])
         return self.exp(self.origin(dtype), u)

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from geomjax._core import Array, ArrayLike, PyTree, psum_if
 from geomjax.manifolds._base import Manifold
@@ -140,7 +141,8 @@ def frechet_mean(
         dimension ``n``).
       weights: non-negative weights, shape ``(n,)``, not all zero (not checked: values are not
         inspected at trace time); normalized to sum to one (over all shards). ``None`` means
-        equal weights.
+        equal weights. Weights summing to zero, or a non-finite weight or point, give
+        ``converged=False`` (with a non-finite ``grad_norm``).
       max_iter: maximum number of steps, a positive int (static).
       tol: stopping threshold on the Riemannian norm of the mean tangent vector.
       step_size: step :math:`\eta` of the flow (1 is the classical Karcher flow; use less on
@@ -184,6 +186,18 @@ def frechet_mean(
         )
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise ValueError(f"{fn}: argument `max_iter` must be a positive int; got {max_iter!r}")
+    for name, value in (("tol", tol), ("step_size", step_size)):
+        # A real number, or a real scalar array (possibly traced).
+        is_array = isinstance(value, (jax.Array, np.ndarray, np.generic))
+        if isinstance(value, bool) or not (isinstance(value, numbers.Real) or is_array):
+            raise TypeError(f"{fn}: argument `{name}` must be a real number; got {value!r}")
+        if is_array and (
+            jnp.shape(value) != () or not jnp.issubdtype(jnp.result_type(value), jnp.floating)
+        ):
+            raise TypeError(
+                f"{fn}: argument `{name}` must be a real floating scalar; got shape "
+                f"{jnp.shape(value)} and dtype {jnp.result_type(value)}"
+            )
     if isinstance(tol, numbers.Real) and not tol >= 0:
         raise ValueError(f"{fn}: argument `tol` must be >= 0; got {tol!r}")
     if isinstance(step_size, numbers.Real) and not step_size > 0:

@@ -1,4 +1,9 @@
-"""The Poincare ball model of hyperbolic space (learnable curvature -c) and Mobius operations."""
+"""The Poincare ball model of hyperbolic space (learnable curvature -c) and Mobius operations.
+
+Input domain of the Mobius functions: shapes, dtypes and concrete curvatures are checked at trace
+time, values are not: a NaN entry gives NaN (NaN in, NaN out), an infinite entry gives unspecified
+values, and points outside the ball are not detected (``PoincareBall.check_point`` measures it).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from geomjax._core import Array, ArrayLike, PRNGKey, eps, safe_norm, series_in_square
-from geomjax.manifolds._base import Manifold, check_float_dtype, check_key
+from geomjax._core import (
+    Array,
+    ArrayLike,
+    PRNGKey,
+    as_float_array,
+    eps,
+    safe_norm,
+    series_in_square,
+)
+from geomjax.manifolds._base import Manifold, as_real_scalar_array, check_float_dtype, check_key
 
 # -- even functions of sqrt(s), Taylor-safe in s = (argument)^2 -----------------------------
 
@@ -52,18 +65,54 @@ def _check_dim(cls: str, dim) -> None:
 
 
 def _check_curvature(cls: str, c):
-    """Validate a concrete curvature ``c > 0`` (tracers and placeholders pass through)."""
-    if isinstance(c, bool):
+    """Validate a concrete curvature ``0 < c < inf`` (tracers and pytree placeholders pass
+    through)."""
+    if isinstance(c, (bool, str, bytes, complex)):
         raise TypeError(f"{cls}: argument `c` must be a positive float; got {c!r}")
     if isinstance(c, (int, float)):
-        if not c > 0:
-            raise ValueError(f"{cls}: argument `c` must be positive; got {c!r}")
+        if not 0 < c < float("inf"):
+            raise ValueError(f"{cls}: argument `c` must be positive and finite; got {c!r}")
         return float(c)
+    if isinstance(c, (list, tuple)):
+        c = np.asarray(c)
     # A concrete array may hold a batch of curvatures (a batch of manifolds for jax.vmap).
-    if isinstance(c, (np.ndarray, jax.Array)) and not isinstance(c, jax.core.Tracer):
-        if not np.all(np.asarray(c) > 0):
-            raise ValueError(f"{cls}: argument `c` must be positive; got {c!r}")
+    if isinstance(c, (np.ndarray, np.generic, jax.Array)) and not isinstance(c, jax.core.Tracer):
+        dtype = np.asarray(c).dtype
+        if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+            raise TypeError(f"{cls}: argument `c` must be a positive float; got dtype {dtype}")
+        values = np.asarray(c, np.float64)
+        if not np.all((values > 0) & np.isfinite(values)):
+            raise ValueError(f"{cls}: argument `c` must be positive and finite; got {c!r}")
     return c
+
+
+def check_vector(fn: str, name: str, x: ArrayLike, min_size: int = 1) -> Array:
+    """One real vector of shape ``(d,)``, ``d >= min_size`` (batches go through ``jax.vmap``)."""
+    x = as_float_array(fn, name, x)
+    if x.ndim != 1 or x.shape[0] < min_size:
+        raise ValueError(
+            f"{fn}: argument `{name}` must be one vector of shape (d,) with d >= {min_size}; got "
+            f"shape {x.shape}. For a batch use jax.vmap."
+        )
+    return x
+
+
+def check_scalar_curvature(fn: str, c, dtype) -> Array:
+    """A curvature magnitude ``c``: a real scalar, positive and finite when concrete."""
+    c = _check_curvature(fn, c)
+    arr = jnp.asarray(c)
+    if arr.shape != ():
+        raise ValueError(f"{fn}: argument `c` must be a scalar; got shape {arr.shape}")
+    return arr.astype(dtype)
+
+
+def check_scale(fn: str, scale) -> None:
+    """A real scalar ``scale`` (the spread of a wrapped normal)."""
+    arr = as_real_scalar_array(fn, "scale", scale)
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+        raise TypeError(f"{fn}: argument `scale` must be a real scalar; got {scale!r}")
+    if arr.shape != ():
+        raise ValueError(f"{fn}: argument `scale` must be a scalar; got shape {arr.shape}")
 
 
 def _sigma_floor(dtype) -> float:
@@ -115,6 +164,14 @@ def mobius_add(x: ArrayLike, y: ArrayLike, c: ArrayLike = 1.0) -> Array:
     Returns:
       Shape ``(d,)``.
 
+    Raises:
+      ValueError: ``x`` and ``y`` are not vectors of one shape ``(d,)`` (batch with ``jax.vmap``),
+        or a concrete ``c`` is not positive and finite.
+      TypeError: an argument is not real.
+
+    Input domain: see the module docstring (NaN in, NaN out; points outside the ball are not
+    detected).
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.manifolds import mobius_add
@@ -125,8 +182,13 @@ def mobius_add(x: ArrayLike, y: ArrayLike, c: ArrayLike = 1.0) -> Array:
       O. Ganea, G. Becigneul, T. Hofmann, "Hyperbolic Neural Networks", NeurIPS 2018,
       arXiv:1805.09112 (eq. 3).
     """
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    c = jnp.asarray(c, x.dtype)
+    fn = "mobius_add"
+    x, y = check_vector(fn, "x", x), check_vector(fn, "y", y)
+    if x.shape != y.shape:
+        raise ValueError(
+            f"{fn}: arguments `x` and `y` must have the same shape (d,); got {x.shape} and {y.shape}"
+        )
+    c = check_scalar_curvature(fn, c, x.dtype)
     sx, sy = _sigma(x, c), _sigma(y, c)
     w = x + y
     cw2 = c * jnp.sum(w * w)
@@ -152,6 +214,10 @@ def mobius_matvec(m: ArrayLike, x: ArrayLike, c: ArrayLike = 1.0) -> Array:
     Returns:
       Point of the ``k``-dimensional ball, shape ``(k,)``.
 
+    Raises:
+      ValueError: ``x`` is not a vector ``(d,)`` or ``m`` not a matrix ``(k, d)``, or a concrete
+        ``c`` is not positive and finite. TypeError: an argument is not real.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.manifolds import mobius_matvec
@@ -162,8 +228,16 @@ def mobius_matvec(m: ArrayLike, x: ArrayLike, c: ArrayLike = 1.0) -> Array:
       O. Ganea, G. Becigneul, T. Hofmann, "Hyperbolic Neural Networks", NeurIPS 2018,
       arXiv:1805.09112 (eq. 27).
     """
-    x = jnp.asarray(x)
-    return _mobius_linear(jnp.asarray(m, x.dtype) @ x, x, jnp.asarray(c, x.dtype))
+    fn = "mobius_matvec"
+    x = check_vector(fn, "x", x)
+    m = as_float_array(fn, "m", m)
+    if m.ndim != 2 or m.shape[0] < 1 or m.shape[1] != x.shape[0]:
+        raise ValueError(
+            f"{fn}: argument `m` must be a matrix of shape (k, {x.shape[0]}) (k >= 1) to match "
+            f"`x` of shape {x.shape}; got shape {m.shape}"
+        )
+    c = check_scalar_curvature(fn, c, x.dtype)
+    return _mobius_linear(m.astype(x.dtype) @ x, x, c)
 
 
 def mobius_scalar_mul(r: ArrayLike, x: ArrayLike, c: ArrayLike = 1.0) -> Array:
@@ -182,6 +256,10 @@ def mobius_scalar_mul(r: ArrayLike, x: ArrayLike, c: ArrayLike = 1.0) -> Array:
     Returns:
       Shape ``(d,)``; ``dist(0, r (x) x) = |r| dist(0, x)``.
 
+    Raises:
+      ValueError: ``r`` is not a scalar or ``x`` not a vector ``(d,)``, or a concrete ``c`` is not
+        positive and finite. TypeError: an argument is complex (``r``) or not real.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.manifolds import mobius_scalar_mul, mobius_add
@@ -193,8 +271,15 @@ def mobius_scalar_mul(r: ArrayLike, x: ArrayLike, c: ArrayLike = 1.0) -> Array:
       O. Ganea, G. Becigneul, T. Hofmann, "Hyperbolic Neural Networks", NeurIPS 2018,
       arXiv:1805.09112 (eq. 4).
     """
-    x = jnp.asarray(x)
-    return _mobius_linear(jnp.asarray(r, x.dtype) * x, x, jnp.asarray(c, x.dtype))
+    fn = "mobius_scalar_mul"
+    x = check_vector(fn, "x", x)
+    r = as_real_scalar_array(fn, "r", r)
+    if not (jnp.issubdtype(r.dtype, jnp.floating) or jnp.issubdtype(r.dtype, jnp.integer)):
+        raise TypeError(f"{fn}: argument `r` must be a real scalar; got dtype {r.dtype}")
+    if r.shape != ():
+        raise ValueError(f"{fn}: argument `r` must be a scalar; got shape {r.shape}")
+    c = check_scalar_curvature(fn, c, x.dtype)
+    return _mobius_linear(r.astype(x.dtype) * x, x, c)
 
 
 def _mobius_linear(mx: Array, x: Array, c: Array) -> Array:
@@ -386,6 +471,7 @@ class PoincareBall(Manifold):
         """
         check_key("PoincareBall.random_point", key)
         check_float_dtype("PoincareBall.random_point", dtype)
+        check_scale("PoincareBall.random_point", scale)
         g = jax.random.normal(key, self.point_shape, dtype)
         v = 0.5 * scale * g
         c = self._c(g)

@@ -10,6 +10,10 @@ Conventions:
   (rotation and translation move independently). This metric is left-invariant but, unlike on
   SO(3), its geodesics are *not* the one-parameter subgroups ``T exp_se3(s xi)``; the group
   exponential is provided separately as :func:`exp_se3` / :func:`log_se3`.
+- Input domain: the functions check shapes and dtypes at trace time but do not inspect values.
+  A NaN entry that is read gives NaN (NaN in, NaN out); an infinite entry gives unspecified,
+  possibly finite, values (e.g. an angle from ``atan2`` of an infinite side); a matrix that is not
+  a rigid motion is not detected (``SE3().check_point`` measures it).
 
 References:
   J. Sola, J. Deray, D. Atchuthan, "A micro Lie theory for state estimation in robotics",
@@ -234,10 +238,13 @@ class SE3(Manifold):
         return _assemble(_SO3.random_point(k_r, dtype), jax.random.normal(k_t, (3,), dtype))
 
     def check_point(self, x: ArrayLike) -> Array:
-        """SO(3) residual of the rotation block plus ``max|bottom row - (0, 0, 0, 1)|``."""
+        """SO(3) residual of the rotation block plus ``max|bottom row - (0, 0, 0, 1)|`` (NaN if the
+        translation has a non-finite entry)."""
         x = self._args("check_point", x=x)
         bottom = jnp.array([0.0, 0.0, 0.0, 1.0], x.dtype)
-        return _SO3.check_point(x[:3, :3]) + jnp.max(jnp.abs(x[3] - bottom))
+        t = x[:3, 3]
+        nonfinite_t = jnp.max(jnp.abs(t - t))  # 0 for a finite translation, NaN otherwise
+        return _SO3.check_point(x[:3, :3]) + jnp.max(jnp.abs(x[3] - bottom)) + nonfinite_t
 
     def projx(self, x: ArrayLike) -> Array:
         """Nearest rotation for the ``3 x 3`` block (SVD), translation kept, bottom row reset."""

@@ -11,6 +11,10 @@ Conventions:
 - Tangent vectors at ``R`` are ambient ``3 x 3`` matrices ``u = R hat(a)`` (left
   trivialization); the metric is ``<u, v>_R = tr(u^T v) / 2``, so ``|R hat(a)|_R = |a|`` and the
   distance is the rotation angle of ``R1^T R2``.
+- Input domain: the functions check shapes and dtypes at trace time but do not inspect values.
+  A NaN entry that is read gives NaN (NaN in, NaN out); an infinite entry gives unspecified,
+  possibly finite, values (e.g. an angle from ``atan2`` of an infinite side); a matrix that is not
+  a rotation is not detected (``SO3().check_point`` measures it).
 
 References:
   J. Sola, J. Deray, D. Atchuthan, "A micro Lie theory for state estimation in robotics",
@@ -34,7 +38,14 @@ from geomjax._core import (
     safe_norm,
     taylor_threshold,
 )
-from geomjax.manifolds._base import Manifold, check_float_dtype, check_key, check_time
+from geomjax.manifolds._base import (
+    Manifold,
+    as_real_scalar_array,
+    check_float_dtype,
+    check_key,
+    check_time,
+    svd_or_nan,
+)
 
 # -- helpers ---------------------------------------------------------------------------------
 _arr = as_float_array_of_shape
@@ -343,7 +354,8 @@ def quat_to_matrix(q: ArrayLike) -> Array:
     .. math:: R = I + \\frac{2}{|q|^2}\\left(w\\,\\hat v + \\hat v^2\\right), \\qquad v = (x, y, z)
 
     Args:
-      q: nonzero quaternion, shape ``(4,)``, scalar first; ``q`` and ``-q`` give the same ``R``.
+      q: nonzero quaternion, shape ``(4,)``, scalar first; ``q`` and ``-q`` give the same ``R``
+        (``q = 0`` gives NaN).
 
     Returns:
       Rotation matrix, shape ``(3, 3)``.
@@ -416,8 +428,8 @@ def axis_angle_to_matrix(axis: ArrayLike, angle: ArrayLike) -> Array:
     .. math:: R = \\operatorname{Exp}(\\text{angle} \\cdot \\text{axis} / |\\text{axis}|)
 
     Args:
-      axis: nonzero vector, shape ``(3,)``.
-      angle: scalar.
+      axis: nonzero vector, shape ``(3,)`` (a zero axis gives NaN).
+      angle: real scalar.
 
     Returns:
       Rotation matrix, shape ``(3, 3)``.
@@ -430,7 +442,12 @@ def axis_angle_to_matrix(axis: ArrayLike, angle: ArrayLike) -> Array:
       Array([-1.,  0.,  0.], dtype=float32)
     """
     axis = _arr("axis_angle_to_matrix", "axis", axis, (3,))
-    angle = jnp.asarray(angle, axis.dtype)
+    angle = as_real_scalar_array("axis_angle_to_matrix", "angle", angle)
+    if not (jnp.issubdtype(angle.dtype, jnp.floating) or jnp.issubdtype(angle.dtype, jnp.integer)):
+        raise TypeError(
+            f"axis_angle_to_matrix: argument `angle` must be a real scalar; got dtype {angle.dtype}"
+        )
+    angle = angle.astype(axis.dtype)
     if angle.shape != ():
         raise ValueError(
             f"axis_angle_to_matrix: argument `angle` must be a scalar; got shape {angle.shape}"
@@ -573,7 +590,7 @@ class SO3(Manifold):
     def projx(self, x: ArrayLike) -> Array:
         """Nearest rotation in Frobenius norm: ``U diag(1, 1, det(U V^T)) V^T`` from the SVD."""
         x = self._args("projx", x=x)
-        u, _, vt = jnp.linalg.svd(x)
+        u, _, vt = svd_or_nan(x)  # NaN, not a LAPACK hang, for a non-finite x
         d = jnp.sign(jnp.linalg.det(u @ vt))
         return (u * jnp.stack([jnp.ones_like(d), jnp.ones_like(d), d])) @ vt
 

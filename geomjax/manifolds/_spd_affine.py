@@ -258,7 +258,8 @@ class SPDAffineInvariant(SPDBase):
 
         Args:
           points: stack ``(k, n, n)`` of SPD matrices.
-          weights: non-negative weights ``(k,)`` (normalized); default equal.
+          weights: non-negative weights ``(k,)`` (normalized); default equal. Weights summing to
+            zero, or a non-finite weight or point, give ``converged=False``.
           max_iter: maximum number of Newton steps (rejected ones included), a positive int (static).
           tol: threshold on the gradient norm :math:`\|G\|_F`; default 1e-12 (float64) or 1e-5
             (float32).

@@ -11,7 +11,7 @@ import numpy as np
 
 from geomjax._core import Array, ArrayLike, as_float_array, check_square, match_varying
 from geomjax.linalg import invsqrtm, nuclear_norm, solve_lyapunov, sqrtm
-from geomjax.manifolds._base import check_float_dtype
+from geomjax.manifolds._base import check_float_dtype, svd_or_nan
 from geomjax.manifolds._mean import FrechetMeanResult
 from geomjax.manifolds._spd_common import (
     SPDBase,
@@ -44,7 +44,7 @@ def _sqdist_value(a: Array, b: Array) -> Array:
     """``min_Q ||L_A - L_B Q||_F^2`` (orthogonal Procrustes on Cholesky factors): two Cholesky
     factorizations and one SVD, no eigendecomposition, no cancellation between traces."""
     la, lb = _shifted_cholesky(a), _shifted_cholesky(b)
-    u, _, vt = jnp.linalg.svd(lb.T @ la)
+    u, _, vt = svd_or_nan(lb.T @ la)  # NaN, not a LAPACK hang, for non-finite input
     return jnp.sum((la - lb @ (u @ vt)) ** 2)
 
 
@@ -95,6 +95,9 @@ def bures_wasserstein_sqdist(a: ArrayLike, b: ArrayLike) -> Array:
 
     Returns:
       Scalar :math:`d^2 \ge 0`.
+
+    Input domain: ``a`` and ``b`` are assumed symmetric (the value reads their lower triangles);
+    an indefinite matrix, or a NaN or infinite entry, gives NaN.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -300,6 +303,12 @@ class SPDBuresWasserstein(SPDBase):
 
 def _check_metric_matrix(cls: str, m):
     """Validate a concrete metric matrix (tracers and pytree placeholders pass through)."""
+    if isinstance(m, (str, bytes, bool, int, float, complex)):
+        raise TypeError(
+            f"{cls}: argument `M` must be an SPD matrix of shape (n, n); got {type(m).__name__}"
+        )
+    if isinstance(m, (list, tuple)):
+        m = np.asarray(m)
     if isinstance(m, (np.ndarray, jax.Array)) and not isinstance(m, jax.core.Tracer):
         m = as_float_array(cls, "M", m)
         if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 1:

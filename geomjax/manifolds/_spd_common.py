@@ -78,6 +78,12 @@ class SPDBase(Manifold):
     """Base of the SPD metrics: the point set, sampling and checks (subclasses add a metric).
 
     Subclasses are dataclasses with a static field ``n`` (or derive it from a metric matrix).
+
+    Input domain (see :class:`~geomjax.manifolds.Manifold`): points must be symmetric positive
+    definite; an indefinite, singular or non-symmetric matrix is not detected by the maps (the
+    Cholesky-based ones return NaN for an indefinite point), only by ``check_point``. ``mean``
+    does not inspect its weights either: weights summing to zero, or a non-finite weight or
+    point, give ``converged=False`` (never a non-finite mean reported as converged).
     """
 
     @property
@@ -115,7 +121,12 @@ class SPDBase(Manifold):
         return sym(jax.random.normal(key, self.point_shape, x.dtype))
 
     def check_point(self, x: ArrayLike) -> Array:
-        """``max(asymmetry, -lambda_min / |X|)``: 0 for SPD matrices (relative to ``|X|_max``)."""
+        """``max(asymmetry, -lambda_min / |X|)``: 0 for SPD matrices (relative to ``|X|_max``).
+
+        NaN for a matrix with a NaN entry. A singular positive semi-definite matrix (on the
+        boundary of the cone, e.g. zero) also gives 0: test ``eigvalsh(x)[0] > 0`` for strict
+        definiteness.
+        """
         x = self._args("check_point", x=x)
         scale = jnp.maximum(jnp.max(jnp.abs(x)), jnp.finfo(x.dtype).tiny)
         asym = jnp.max(jnp.abs(x - x.T)) / scale
@@ -128,7 +139,11 @@ class SPDBase(Manifold):
         return jnp.max(jnp.abs(u - u.T))
 
     def projx(self, x: ArrayLike) -> Array:
-        """Symmetric part with eigenvalues clamped to at least ``eps * lambda_max``."""
+        """Symmetric part with eigenvalues clamped to at least ``eps * lambda_max``.
+
+        The floor is ``eps`` times the largest ``|eigenvalue|``, so a negative definite matrix maps
+        to a small SPD one, but the zero matrix maps to (numerically) zero, which is not SPD.
+        """
         x = sym(self._args("projx", x=x))
         lam, q = jnp.linalg.eigh(x)
         floor = jnp.finfo(x.dtype).eps * jnp.maximum(jnp.max(jnp.abs(lam)), jnp.finfo(x.dtype).tiny)
@@ -235,11 +250,16 @@ def fixed_point_mean(
 
 
 def closed_form_mean(manifold: Manifold, mean: Array, points: Array, w: Array) -> FrechetMeanResult:
-    """Wrap a closed-form mean with its measured gradient norm (0 up to round-off)."""
+    """Wrap a closed-form mean with its measured gradient norm (0 up to round-off).
+
+    ``converged`` is False when the mean or the gradient norm is not finite (weights summing to
+    zero, a non-finite weight or point, an indefinite point): never NaN as a valid answer.
+    """
     logs = jax.vmap(manifold.log, in_axes=(None, 0))(mean, points)
     g = manifold.norm(mean, jnp.tensordot(w, logs, axes=1))
+    finite = jnp.isfinite(g) & jnp.all(jnp.isfinite(mean))
     return FrechetMeanResult(
-        mean=mean, converged=jnp.asarray(True), n_iters=jnp.zeros((), jnp.int32), grad_norm=g
+        mean=mean, converged=finite, n_iters=jnp.zeros((), jnp.int32), grad_norm=g
     )
 
 

@@ -9,7 +9,14 @@ import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike
 from geomjax.manifolds._mean import FrechetMeanResult
-from geomjax.manifolds._spd_common import SPDBase, check_n, check_stack, closed_form_mean, sym
+from geomjax.manifolds._spd_common import (
+    SPDBase,
+    check_iter,
+    check_n,
+    check_stack,
+    closed_form_mean,
+    sym,
+)
 
 
 def _strict_lower(a: Array) -> Array:
@@ -147,6 +154,7 @@ class SPDLogCholesky(SPDBase):
         + \exp(\sum_i w_i \log \mathbb D(L_i))`, mean :math:`K K^\top` (``n_iters = 0``;
         ``max_iter``/``tol`` are accepted for a uniform signature and ignored)."""
         points, w = check_stack("SPDLogCholesky.mean", points, self.n, weights)
+        check_iter("SPDLogCholesky.mean", max_iter, tol, points.dtype)
         chols = jnp.linalg.cholesky(points)
         lower = jnp.tensordot(w, _strict_lower(chols), axes=1)
         logd = jnp.tensordot(w, jnp.log(_diag(chols)), axes=1)

@@ -11,7 +11,14 @@ from geomjax._core import Array, ArrayLike, match_varying
 from geomjax.linalg import expm, logm
 from geomjax.manifolds._base import check_time
 from geomjax.manifolds._mean import FrechetMeanResult
-from geomjax.manifolds._spd_common import SPDBase, check_n, check_stack, closed_form_mean, sym
+from geomjax.manifolds._spd_common import (
+    SPDBase,
+    check_iter,
+    check_n,
+    check_stack,
+    closed_form_mean,
+    sym,
+)
 
 
 def _dlog(x: Array, u: Array) -> Array:
@@ -112,5 +119,6 @@ class SPDLogEuclidean(SPDBase):
         r"""Closed-form log-Euclidean mean :math:`\exp(\sum_i w_i \log X_i)` (``n_iters = 0``;
         ``max_iter``/``tol`` are accepted for a uniform signature and ignored)."""
         points, w = check_stack("SPDLogEuclidean.mean", points, self.n, weights)
+        check_iter("SPDLogEuclidean.mean", max_iter, tol, points.dtype)
         mean = expm(jnp.tensordot(w, logm(points), axes=1))
         return closed_form_mean(self, mean, points, w)

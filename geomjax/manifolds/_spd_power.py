@@ -16,9 +16,11 @@ from geomjax.manifolds._spd_common import SPDBase, check_stack, sym
 
 
 def _check_theta(theta):
-    if isinstance(theta, bool):
+    if isinstance(theta, (bool, str, bytes, complex)):
         raise TypeError(f"PowerDeformed: argument `theta` must be a non-zero float; got {theta!r}")
     if isinstance(theta, (int, float)):
+        if not np.isfinite(theta):
+            raise ValueError(f"PowerDeformed: argument `theta` must be finite; got {theta!r}")
         if theta == 0:
             raise ValueError(
                 "PowerDeformed: argument `theta` must be non-zero (theta -> 0 is the log-Euclidean limit)"
@@ -31,6 +33,8 @@ def _check_theta(theta):
             )
         if not np.all(np.asarray(theta) != 0):
             raise ValueError("PowerDeformed: argument `theta` must be non-zero")
+        if not np.all(np.isfinite(np.asarray(theta))):
+            raise ValueError(f"PowerDeformed: argument `theta` must be finite; got {theta!r}")
     return theta
 
 

@@ -46,7 +46,7 @@ def _check_size(cls: str, n, p) -> None:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
             raise ValueError(f"{cls}: argument `{name}` must be an int; got {v!r}")
     if not 1 <= p <= n:
-        raise ValueError(f"{cls}: arguments must satisfy 1 <= p <= n; got n={n}, p={p}")
+        raise ValueError(f"{cls}: argument `p` must satisfy 1 <= p <= n; got n={n}, p={p}")
 
 
 @jax.tree_util.register_dataclass
@@ -273,7 +273,7 @@ class Stiefel(Manifold):
             )
         if tol is None:
             tol = 100.0 * float(np.sqrt(self.p)) * eps(dtype)
-        if not tol > 0:
+        if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not tol > 0:
             raise ValueError(f"Stiefel.log_with_info: argument `tol` must be positive; got {tol!r}")
         v, converged, n_iters, error = _log_core(self, method, int(max_iter), float(tol), x, y)
         return Solution(v, converged, n_iters, error)
@@ -325,7 +325,8 @@ class Stiefel(Manifold):
         """Nearest point in Frobenius norm: the polar factor ``X (X^T X)^{-1/2}`` (full-rank ``X``).
 
         The inverse square root is a spectral function, so the derivative is finite at points
-        already on the manifold (where ``X^T X = I`` has a repeated eigenvalue).
+        already on the manifold (where ``X^T X = I`` has a repeated eigenvalue). A rank-deficient
+        ``X`` (e.g. zero) has no polar factor: the result is then non-finite.
         """
         x = self._arr("projx", "x", x)
         return x @ invsqrtm(_sym(x.T @ x))

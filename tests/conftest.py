@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import pytest
+from _slow import slow_test_ids
 
 
 @pytest.fixture(autouse=True)
@@ -35,3 +36,12 @@ def dtype(request):
             yield jax.numpy.float64
     else:
         yield jax.numpy.float32
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark the listed tests ``slow`` before ``-m`` deselects (runs before pytest's own hook)."""
+    slow = slow_test_ids()
+    for item in items:
+        if item.nodeid in slow:
+            item.add_marker(pytest.mark.slow)

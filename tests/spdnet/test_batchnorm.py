@@ -11,7 +11,8 @@ from jax.test_util import check_grads
 
 from geomjax import manifolds as M
 from geomjax.spdnet import batch_frechet_stats, rbn_init, riemannian_batch_norm
-from tests.spdnet import _reference as ref
+
+from . import _reference as ref
 
 N = 3
 

@@ -9,7 +9,8 @@ import pytest
 from jax.test_util import check_grads
 
 from geomjax.spdnet import bimap, logeig, reeig
-from tests.spdnet import _reference as ref
+
+from . import _reference as ref
 
 
 def test_bimap_matches_numpy(x64):

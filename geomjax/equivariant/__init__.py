@@ -1,4 +1,5 @@
-"""Equivariant building blocks: graph segment ops, EGNN, Deep Sets, frame averaging, canonicalization.
+"""Equivariant building blocks: graph segment ops, EGNN, Deep Sets, frame averaging, canonicalization;
+irreps of O(3), irreps arrays, spherical harmonics, Clebsch-Gordan coefficients and Wigner-D matrices.
 
 Float32 accuracy on GPUs. NVIDIA GPUs run float32 matrix products as TF32 by default (10 mantissa
 bits, relative rounding about 1e-3). Every product with coordinates, frames or rotations in this
@@ -21,6 +22,7 @@ from geomjax.equivariant._canonicalization import (
     gram_schmidt_frame,
     init_canonicalizer,
 )
+from geomjax.equivariant._clebsch_gordan import clebsch_gordan, so3_generators, su2_generators
 from geomjax.equivariant._deep_sets import (
     deep_sets,
     deep_sets_layer,
@@ -49,21 +51,32 @@ from geomjax.equivariant._graph import (
     segment_softmax,
     segment_sum,
 )
+from geomjax.equivariant._irreps import Irrep, Irreps, MulIrrep
+from geomjax.equivariant._irreps_array import IrrepsArray, concatenate, from_chunks, zeros
+from geomjax.equivariant._spherical_harmonics import spherical_harmonics
+from geomjax.equivariant._wigner import wigner_d, wigner_d_from_angles, wigner_d_from_quaternion
 
 __all__ = [
     "FrameInfo",
     "GraphBatch",
+    "Irrep",
+    "Irreps",
+    "IrrepsArray",
+    "MulIrrep",
     "batch_graphs",
     "canonicalize",
     "canonicalized_apply",
     "canonicalizer_frame",
     "canonicalizer_vectors",
+    "clebsch_gordan",
+    "concatenate",
     "decanonicalize",
     "deep_sets",
     "deep_sets_layer",
     "egnn",
     "egnn_layer",
     "frame_average",
+    "from_chunks",
     "fully_connected_graph",
     "gram_schmidt_frame",
     "init_canonicalizer",
@@ -78,4 +91,11 @@ __all__ = [
     "segment_softmax",
     "segment_sum",
     "set_pool",
+    "so3_generators",
+    "spherical_harmonics",
+    "su2_generators",
+    "wigner_d",
+    "wigner_d_from_angles",
+    "wigner_d_from_quaternion",
+    "zeros",
 ]

@@ -56,12 +56,28 @@ inside ``jax.shard_map`` (with its default ``check_vma=True``) JAX already sums 
 replicated (unvarying) parameters over the axis, so either differentiate with respect to
 ``jax.lax.pcast(params, axis_name, to="varying")`` or differentiate a ``pmean``-ed loss (then
 the gradient is already the full-batch one and the ``pmean`` here is the identity).
-``shard_buffer=True`` (with ``blocks=None``) instead splits the buffer along ``d``: device ``r`` of ``n`` keeps coordinates
-``[r c, (r + 1) c)``, ``c = ceil(d / n)``, the ``m``-vector :math:`G g_t` is a ``psum`` of the
-local products, the ``m x m`` algebra is replicated, and the local slices of the update are
-combined with one ``psum`` of a ``d``-vector. ``init`` must then run inside the mapped
-function too (the buffer shape depends on ``n``); the global buffer is ``(m, n c)`` with
-``PartitionSpec(None, axis_name)``.
+``shard_buffer=True`` instead splits the window over the devices of ``axis_name`` (``n`` of
+them), so that each holds about ``1/n`` of it, and averages the gradient with a reduce-scatter
+(each device receives only the mean of the coordinates it keeps) instead of a ``pmean``:
+
+* ``blocks=None``: device ``r`` keeps coordinates ``[r c, (r + 1) c)``, ``c = ceil(d / n)``, of
+  every buffered gradient; the ``m``-vector :math:`G g_t` is a ``psum`` of the local products
+  (an all-reduce of ``m`` numbers), the ``m x m`` algebra is replicated, and the local slices
+  of the update are reassembled with one ``all_gather`` of ``c`` numbers per device.
+* ``blocks=b`` (an int): the ``nb = ceil(d / b)`` blocks are dealt round-robin, block ``i`` to
+  device ``i mod n`` (the kfac-jax pattern): each device keeps the windows, Gram matrices and
+  Cholesky factors of its ``ceil(nb / n)`` blocks only (zero-padded blocks fill the last
+  round), so the per-block work is spread too, and no all-reduce is left at all; the local
+  block updates are reassembled with one ``all_gather``.
+
+Per step that is one reduce-scatter and one all-gather of ``d`` numbers, the bytes of a single
+all-reduce of the gradient: the replicated buffer's ``pmean`` moves as much, and the former
+scheme (a ``pmean`` of the gradient, then a ``psum`` of a zero-padded ``d``-vector) twice as
+much. ``blocks="leaf"`` cannot be sharded. ``init`` must run inside
+the mapped function too (the local buffer shape depends on ``n``); the global buffer is
+``(m, n c)`` with ``PartitionSpec(None, axis_name)`` for ``blocks=None``, and
+``(n ceil(nb / n), m, b)`` with ``PartitionSpec(axis_name)``, device-major (device ``r``'s
+``j``-th local window is block ``j n + r``), for ``blocks=b``.
 """
 
 from __future__ import annotations
@@ -95,10 +111,11 @@ class MFACState(NamedTuple):
       count: number of gradients seen (int32 scalar); the next one goes to row ``count % m``.
       grads: the ring buffer of the last ``m`` gradients: shape ``(m, d)`` for ``blocks=None``
         (``(m, ceil(d / n))`` per device with ``shard_buffer``), ``(n_blocks, m, b)`` for
-        ``blocks=b``, a tuple of ``(m, leaf.size)`` arrays for ``blocks="leaf"``. Rows not yet
-        filled are zero.
+        ``blocks=b`` (``(ceil(n_blocks / n), m, b)`` per device with ``shard_buffer``), a tuple
+        of ``(m, leaf.size)`` arrays for ``blocks="leaf"``. Rows not yet filled are zero.
       gram: the Gram matrix :math:`GG^\\top` of the window(s), shape ``(m, m)``,
-        ``(n_blocks, m, m)`` or a tuple of ``(m, m)``; float64 when x64 is enabled.
+        ``(n_blocks, m, m)`` (per device ``(ceil(n_blocks / n), m, m)`` with ``shard_buffer``)
+        or a tuple of ``(m, m)``; float64 when x64 is enabled.
     """
 
     count: Array
@@ -124,6 +141,25 @@ def _leaves(fn: str, name: str, tree: PyTree) -> tuple[list[Array], Any]:
     if not leaves:
         raise ValueError(f"{fn}: argument `{name}` must have at least one array leaf")
     return [as_float_array(fn, name, a) for a in leaves], treedef
+
+
+def _all_gather_invariant(x: Array, axis_name: str, tiled: bool) -> Array:
+    """``all_gather`` whose result is typed invariant (replicated) over ``axis_name``, like a
+    ``psum`` (so replicated parameters stay replicated).
+
+    ``jax.lax.all_gather(..., to=...)`` spells it ``"invarying"`` in JAX 0.10; other spellings
+    are tried, and without any the slices are placed in zeros and summed with ``psum`` (the
+    same result, twice the bytes).
+    """
+    for to in ("invarying", "invariant"):
+        try:
+            return jax.lax.all_gather(x, axis_name, tiled=tiled, to=to)
+        except (TypeError, ValueError):
+            continue
+    n, r = jax.lax.axis_size(axis_name), jax.lax.axis_index(axis_name)  # pragma: no cover
+    full = jnp.zeros((n,) + x.shape, x.dtype).at[r].set(x)  # pragma: no cover
+    full = jax.lax.psum(full, axis_name)  # pragma: no cover
+    return full.reshape((n * x.shape[0],) + x.shape[1:]) if tiled else full  # pragma: no cover
 
 
 def _axis_size(fn: str, axis_name: str) -> int:
@@ -168,8 +204,9 @@ def scale_by_mfac(
         an int ``b >= 1`` (one per chunk of ``b`` flattened coordinates).
       axis_name: device axis over which the gradient is averaged before it enters the window
         (inside ``jax.shard_map`` or ``pmap``); ``None`` for one device.
-      shard_buffer: split the buffer along the parameters over ``axis_name`` (``blocks=None``
-        only); ``init`` must then be called inside the mapped function.
+      shard_buffer: split the buffer over the devices of ``axis_name``: along the parameters
+        (``blocks=None``) or block by block, round-robin (``blocks=b``); not with
+        ``blocks="leaf"``. ``init`` must then be called inside the mapped function.
 
     Returns:
       An ``optax.GradientTransformation`` with state :class:`MFACState`; ``update`` returns
@@ -207,9 +244,10 @@ def scale_by_mfac(
         raise ValueError(
             f"{fn}: argument `blocks` must be None, 'leaf' or an int >= 1; got {blocks!r}"
         )
-    if shard_buffer and (axis_name is None or blocks is not None):
+    if shard_buffer and (axis_name is None or blocks == "leaf"):
         raise ValueError(
-            f"{fn}: argument `shard_buffer` (True) needs an `axis_name` and `blocks=None`; got "
+            f"{fn}: argument `shard_buffer` (True) needs an `axis_name` and `blocks` None or an "
+            f"int; got "
             f"axis_name={axis_name!r}, blocks={blocks!r}"
         )
     m = num_grads
@@ -233,6 +271,12 @@ def scale_by_mfac(
                 jnp.zeros([], jnp.int32), jnp.zeros((m, d), dtype), jnp.zeros((m, m), adt)
             )
         nb = -(-d // blocks)
+        if shard_buffer:
+            # round-robin: ceil(nb / n) blocks per device, each device its own windows
+            nb = -(-nb // _axis_size(fn, axis_name))
+            buf, gram = jnp.zeros((nb, m, blocks), dtype), jnp.zeros((nb, m, m), adt)
+            buf, gram = jax.lax.pcast((buf, gram), (axis_name,), to="varying")
+            return MFACState(jnp.zeros([], jnp.int32), buf, gram)
         return MFACState(
             jnp.zeros([], jnp.int32), jnp.zeros((nb, m, blocks), dtype), jnp.zeros((nb, m, m), adt)
         )
@@ -246,7 +290,8 @@ def scale_by_mfac(
                     f"{fn}: argument `updates` must have the structure and shapes of `params`; "
                     f"got {[a.shape for a in leaves]} vs {[jnp.shape(a) for a in p_leaves]}"
                 )
-        leaves = pmean_if(leaves, axis_name)
+        if not shard_buffer:  # sharded buffers average by a reduce-scatter below
+            leaves = pmean_if(leaves, axis_name)
         idx = (state.count % m).astype(jnp.int32)
         count = optax.safe_increment(state.count)
 
@@ -281,11 +326,27 @@ def scale_by_mfac(
                 raise ValueError(
                     f"{fn}: `updates` have {d} coordinates; the state's local window is {G.shape}"
                 )
-            start = jax.lax.axis_index(axis_name) * cols
-            g_loc = jax.lax.dynamic_slice(jnp.pad(flat, (0, n * cols - d)), (start,), (cols,))
-            G, gram, u_loc = _window_step(G, state.gram, idx, g_loc, damping, axis_name)
-            full = jax.lax.dynamic_update_slice(jnp.zeros(n * cols, u_loc.dtype), u_loc, (start,))
-            u = jax.lax.psum(full, axis_name)[:d]
+            # the mean over devices of coordinates [r c, (r + 1) c) only (reduce-scatter)
+            g_loc = jax.lax.psum_scatter(jnp.pad(flat, (0, n * cols - d)), axis_name, tiled=True)
+            G, gram, u_loc = _window_step(G, state.gram, idx, g_loc / n, damping, axis_name)
+            u = _all_gather_invariant(u_loc, axis_name, tiled=True)[:d]
+        elif shard_buffer:
+            n = _axis_size(fn, axis_name)
+            nb = -(-d // blocks)
+            nb_loc = -(-nb // n)
+            if G.shape != (nb_loc, m, blocks):
+                raise ValueError(
+                    f"{fn}: `updates` have {d} coordinates; the state's local windows are {G.shape}"
+                )
+            # block i = j n + r lives on device r as its j-th window: lay the padded gradient
+            # out device-major, (n, nb_loc, b), and reduce-scatter it over the devices
+            gb = jnp.pad(flat, (0, nb_loc * n * blocks - d)).reshape(nb_loc, n, blocks)
+            g_loc = jax.lax.psum_scatter(gb.transpose(1, 0, 2).reshape(-1), axis_name, tiled=True)
+            G, gram, u_loc = jax.vmap(_window_step, in_axes=(0, 0, None, 0, None))(
+                G, state.gram, idx, g_loc.reshape(nb_loc, blocks) / n, damping
+            )
+            u = _all_gather_invariant(u_loc, axis_name, tiled=False)  # (n, nb_loc, b)
+            u = u.transpose(1, 0, 2).reshape(-1)[:d]
         else:
             nb = -(-d // blocks)
             if G.shape != (nb, m, blocks):

@@ -197,7 +197,7 @@ def test_validation_errors():
     with pytest.raises(ValueError, match="shard_buffer"):
         scale_by_mfac(4, shard_buffer=True)
     with pytest.raises(ValueError, match="shard_buffer"):
-        scale_by_mfac(4, axis_name="data", blocks=8, shard_buffer=True)
+        scale_by_mfac(4, axis_name="data", blocks="leaf", shard_buffer=True)
     with pytest.raises(ValueError, match="momentum"):
         mfac(0.1, momentum=1.0)
     with pytest.raises(ValueError, match="weight_decay"):

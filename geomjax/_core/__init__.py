@@ -1,6 +1,12 @@
 """Private helpers shared by every geomjax area (not public API)."""
 
-from geomjax._core._distributed import match_varying, pmean_if, psum_if, vary_if
+from geomjax._core._distributed import (
+    all_gather_invariant,
+    match_varying,
+    pmean_if,
+    psum_if,
+    vary_if,
+)
 from geomjax._core._numerics import (
     eps,
     precise_matmul,
@@ -36,6 +42,7 @@ __all__ = [
     "PyTree",
     "Scalar",
     "Solution",
+    "all_gather_invariant",
     "as_float_array",
     "as_float_array_of_shape",
     "check_key",

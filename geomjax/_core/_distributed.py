@@ -21,6 +21,25 @@ def psum_if(x: PyTree, axis_name: str | None) -> PyTree:
     return jax.lax.psum(x, axis_name)
 
 
+def all_gather_invariant(x, axis_name: str, *, tiled: bool = False):
+    """``jax.lax.all_gather`` whose result is typed invariant (replicated) over ``axis_name``,
+    like a ``psum``, so that replicated outputs stay replicated (``out_specs=P()``).
+
+    ``jax.lax.all_gather(..., to=...)`` spells it ``"invarying"`` in JAX 0.10; other spellings
+    are tried, and without any the slices are placed in zeros and summed with ``psum`` (the
+    same values, twice the bytes).
+    """
+    for to in ("invarying", "invariant"):
+        try:
+            return jax.lax.all_gather(x, axis_name, tiled=tiled, to=to)
+        except (TypeError, ValueError):
+            continue
+    n, r = jax.lax.axis_size(axis_name), jax.lax.axis_index(axis_name)  # pragma: no cover
+    full = jax.numpy.zeros((n,) + x.shape, x.dtype).at[r].set(x)  # pragma: no cover
+    full = jax.lax.psum(full, axis_name)  # pragma: no cover
+    return full.reshape((n * x.shape[0],) + x.shape[1:]) if tiled else full  # pragma: no cover
+
+
 def _varying_axes(x) -> frozenset:
     """Mapped axes over which ``x`` varies (``aval.vma``; ``aval.mat.varying`` in jax 0.10)."""
     aval = jax.typeof(x)

@@ -93,6 +93,7 @@ import optax
 from geomjax._core import (
     Array,
     PyTree,
+    all_gather_invariant,
     as_float_array,
     check_positive,
     check_scalar,
@@ -141,25 +142,6 @@ def _leaves(fn: str, name: str, tree: PyTree) -> tuple[list[Array], Any]:
     if not leaves:
         raise ValueError(f"{fn}: argument `{name}` must have at least one array leaf")
     return [as_float_array(fn, name, a) for a in leaves], treedef
-
-
-def _all_gather_invariant(x: Array, axis_name: str, tiled: bool) -> Array:
-    """``all_gather`` whose result is typed invariant (replicated) over ``axis_name``, like a
-    ``psum`` (so replicated parameters stay replicated).
-
-    ``jax.lax.all_gather(..., to=...)`` spells it ``"invarying"`` in JAX 0.10; other spellings
-    are tried, and without any the slices are placed in zeros and summed with ``psum`` (the
-    same result, twice the bytes).
-    """
-    for to in ("invarying", "invariant"):
-        try:
-            return jax.lax.all_gather(x, axis_name, tiled=tiled, to=to)
-        except (TypeError, ValueError):
-            continue
-    n, r = jax.lax.axis_size(axis_name), jax.lax.axis_index(axis_name)  # pragma: no cover
-    full = jnp.zeros((n,) + x.shape, x.dtype).at[r].set(x)  # pragma: no cover
-    full = jax.lax.psum(full, axis_name)  # pragma: no cover
-    return full.reshape((n * x.shape[0],) + x.shape[1:]) if tiled else full  # pragma: no cover
 
 
 def _axis_size(fn: str, axis_name: str) -> int:
@@ -329,7 +311,7 @@ def scale_by_mfac(
             # the mean over devices of coordinates [r c, (r + 1) c) only (reduce-scatter)
             g_loc = jax.lax.psum_scatter(jnp.pad(flat, (0, n * cols - d)), axis_name, tiled=True)
             G, gram, u_loc = _window_step(G, state.gram, idx, g_loc / n, damping, axis_name)
-            u = _all_gather_invariant(u_loc, axis_name, tiled=True)[:d]
+            u = all_gather_invariant(u_loc, axis_name, tiled=True)[:d]
         elif shard_buffer:
             n = _axis_size(fn, axis_name)
             nb = -(-d // blocks)
@@ -345,7 +327,7 @@ def scale_by_mfac(
             G, gram, u_loc = jax.vmap(_window_step, in_axes=(0, 0, None, 0, None))(
                 G, state.gram, idx, g_loc.reshape(nb_loc, blocks) / n, damping
             )
-            u = _all_gather_invariant(u_loc, axis_name, tiled=False)  # (n, nb_loc, b)
+            u = all_gather_invariant(u_loc, axis_name, tiled=False)  # (n, nb_loc, b)
             u = u.transpose(1, 0, 2).reshape(-1)[:d]
         else:
             nb = -(-d // blocks)

@@ -267,6 +267,18 @@ def sinkhorn(
     ``jax_debug_nans`` reports), so give every point positive mass when differentiating. Wrap
     calls in ``jax.jit``: an eager call retraces ott's solver loop every time.
 
+    Sharded point clouds (several devices or processes). ott-jax takes no ``axis_name``; the
+    route is ``jax.jit`` with the clouds sharded along their points on a mesh whose axis is
+    ``AxisType.Auto`` (e.g. ``geomjax.distributed.global_mesh(axis_types=(AxisType.Auto,))``
+    and :func:`geomjax.distributed.shard_batch`). XLA's partitioner then splits the cost
+    matrix by rows: each device holds ``n / k`` rows, the ``f`` update is local, and each ``g``
+    update combines the devices' partial log-sum-exps with one all-reduce of ``m`` numbers per
+    iteration (plus all-gathers of ``y`` and ``f``); the result equals one device's up to the
+    order of those sums (float64: 1e-15 relative, the same iteration count, measured at
+    ``n = 128`` on 8 devices). On an ``Explicit`` mesh axis (``jax.make_mesh``'s default) the
+    row-sharded cost matrix is rejected with a ``ShardingTypeError``; use ``Auto`` axes. Memory
+    per device is that of ``n / k`` rows of the cost matrix (``n m / k`` numbers).
+
     Args:
       x: source points, shape ``(n, d)``, or ``(n, *manifold.point_shape)`` with a manifold cost.
       y: target points, shape ``(m, d)`` (or ``(m, *point_shape)``).

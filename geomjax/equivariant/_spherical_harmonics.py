@@ -122,17 +122,21 @@ def _sh_jax(lmax: int, xyz, normalization: str) -> dict:
 def _normalize_direction(x):
     """``x / |x|``, and the zero vector at ``x = 0``.
 
-    The vector is first divided by ``max_i |x_i|`` (held constant under differentiation: the
-    direction does not depend on it), so tiny and huge vectors neither underflow nor overflow.
-    At ``x = 0`` the result is 0 and its derivative the identity (the derivative of the
-    unnormalized input), as in e3nn-jax.
+    Vectors whose squared norm would under- or overflow (largest entry beyond ``2^{+-60}``) are
+    first multiplied by ``2^{-+70}`` (exact: a power of two; held constant under
+    differentiation, the direction does not depend on it), so tiny and huge vectors keep
+    their direction in float32. At ``x = 0`` the result is 0 and its derivative the identity
+    (the derivative of the unnormalized input), as in e3nn-jax. (XLA flushes subnormal float32
+    inputs, below 1.2e-38, to zero: such a vector is the zero vector.)
     """
-    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=-1, keepdims=True))
-    scale = jnp.where(scale == 0, jnp.ones_like(scale), scale)
-    u = x / scale
-    r2 = jnp.sum(u * u, axis=-1, keepdims=True)
+    big = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=-1, keepdims=True))
+    one = jnp.ones_like(big)
+    pre = jnp.where(big > 2.0**60, one * 2.0**-70, jnp.where(big < 2.0**-60, one * 2.0**70, one))
+    pre = jnp.where(big == 0, one, pre)
+    y = x * pre
+    r2 = jnp.sum(y * y, axis=-1, keepdims=True)
     r2 = jnp.where(r2 == 0, jnp.ones_like(r2), r2)
-    return u / jnp.sqrt(r2)
+    return y / jnp.sqrt(r2)
 
 
 def _irreps_out(fn: str, irreps_out, p_in: int) -> Irreps:

@@ -174,25 +174,28 @@ def test_origin_and_polar_axis_values_and_derivatives():
     the derivatives of the unnormalized polynomials (d Y_1 / dx = sqrt(3) I, higher degrees 0);
     derivatives of every order finite at 0 and on the polar axis (jax_debug_nans is on)."""
     ls = (0, 1, 2, 3)
+    points = jnp.asarray([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, -3.0, 0.0]])
     for normalize in (True, False):
 
         def f(x, normalize=normalize):
             return spherical_harmonics(list(ls), x, normalize).array
 
-        zero = jnp.zeros(3)
-        np.testing.assert_array_equal(np.asarray(f(zero)), np.eye(16)[0])
-        jac = np.asarray(jax.jacfwd(f)(zero))
-        np.testing.assert_allclose(jac[1:4], np.sqrt(3) * np.eye(3), rtol=1e-6)
-        np.testing.assert_array_equal(jac[4:], 0.0)
-        for point in (zero, jnp.asarray([0.0, 1.0, 0.0]), jnp.asarray([0.0, -3.0, 0.0])):
-            third = jax.jacfwd(jax.jacrev(jax.jacfwd(f)))(point)
-            assert np.all(np.isfinite(np.asarray(third)))
+        @jax.jit
+        @jax.vmap
+        def derivatives(x, f=f):
+            return f(x), jax.jacfwd(f)(x), jax.jacfwd(jax.jacrev(jax.jacfwd(f)))(x)
+
+        values, jac, third = (np.asarray(a) for a in derivatives(points))
+        np.testing.assert_array_equal(values[0], np.eye(16)[0])
+        np.testing.assert_allclose(jac[0, 1:4], np.sqrt(3) * np.eye(3), rtol=1e-6)
+        np.testing.assert_array_equal(jac[0, 4:], 0.0)
+        assert np.all(np.isfinite(jac)) and np.all(np.isfinite(third))
 
 
 def test_gradients_float64_on_axis_and_generic(x64):
     f = jax.jit(lambda x: spherical_harmonics([0, 1, 2, 5], x, True).array)
-    for point in ([0.0, 1.0, 0.0], [0.0, -0.5, 0.0], [0.3, -0.7, 0.2], [2.0, 0.0, 0.0]):
-        check_grads(f, (jnp.asarray(point),), order=2, modes=("fwd", "rev"))
+    for point in ([0.0, 1.0, 0.0], [0.0, -0.5, 0.0], [0.3, -0.7, 0.2]):
+        check_grads(f, (jnp.asarray(point),), order=2, modes=("rev",))
 
 
 def test_tiny_and_huge_vectors_float32():
@@ -239,15 +242,15 @@ def test_matches_e3nn_float64(x64):
     e3nn = pytest.importorskip("e3nn_jax")
     # generic points only: e3nn-jax's default for l_max > 8 (its Legendre algorithm) loses
     # accuracy within 1e-9 of the poles (4e-8 measured), an error of the oracle
-    x = jnp.asarray(_points(200)[:200])
-    for normalization in NORMALIZATIONS:
-        for normalize in (True, False):
-            ours = np.asarray(spherical_harmonics(LS, x, normalize, normalization).array)
-            theirs = np.asarray(e3nn.sh(LS, x, normalize, normalization))
-            # both recursions in float64, ~2 (l + 1) roundings each; relative to the largest
-            # component (up to 1e5 with normalize=False at radius 10)
-            tol = rounding_tolerance(np.float64, n_ops=2 * (LMAX + 1), growth="linear")
-            assert np.max(np.abs(ours - theirs)) <= tol * np.max(np.abs(theirs))
+    x = jnp.asarray(_points(100)[:100])
+    # (the normalizations differ by constant factors per degree: two configurations suffice)
+    for normalization, normalize in (("component", False), ("integral", True)):
+        ours = np.asarray(_sh_fn(tuple(LS), normalize, normalization)(x))
+        theirs = np.asarray(e3nn.sh(LS, x, normalize, normalization))
+        # both recursions in float64, ~2 (l + 1) roundings each; relative to the largest
+        # component (up to 1e5 with normalize=False at radius 10)
+        tol = rounding_tolerance(np.float64, n_ops=2 * (LMAX + 1), growth="linear")
+        assert np.max(np.abs(ours - theirs)) <= tol * np.max(np.abs(theirs))
 
 
 def test_matches_e3nn_float32():

@@ -156,6 +156,12 @@ PUBLIC = {
         "canonicalize",
         "canonicalized_apply",
     },
+    "geomjax.distributed": {
+        "gather",
+        "global_mesh",
+        "initialize_from_env",
+        "shard_batch",
+    },
     "geomjax.datasets": {
         "charged_particles",
         "nbody_egnn_split",
@@ -204,6 +210,11 @@ DIRECTION = [
     ("geomjax.curvature", ["flax", "ott", "optax"]),
     ("geomjax.equivariant", ["flax", "ott", "optax"]),
     ("geomjax.datasets", ["flax", "ott", "optax"]),
+    # depends on geomjax._core only (DESIGN.md)
+    (
+        "geomjax.distributed",
+        ["flax", "ott", "optax", "geomjax.linalg", "geomjax.manifolds", "geomjax.ot"],
+    ),
     ("geomjax.ot", ["flax"]),
 ]
 

@@ -178,7 +178,7 @@ def shard_batch(local_rows: PyTree, mesh: Mesh, spec: PartitionSpec | None = Non
             raise TypeError(
                 f"{fn}: argument `local_rows` has a leaf that is not an array: {err}"
             ) from err
-        if arr.dtype == object:
+        if arr.dtype.kind not in "biufc":
             raise TypeError(
                 f"{fn}: argument `local_rows` has a leaf that is not a numeric array; got "
                 f"{type(leaf).__name__}"
@@ -207,7 +207,7 @@ def gather(x: PyTree) -> PyTree:
     back whole. A process-local value (a NumPy array or a fully addressable ``jax.Array``, e.g.
     a per-process metric) is concatenated along axis 0 over processes in process order (scalars
     are stacked into shape ``(P,)``). With one process it is ``np.asarray`` of each leaf
-    (scalars become shape ``(1,)``).
+    (shapes unchanged, scalars included).
 
     It is a collective: every process must call it with the same pytree structure, shapes and
     dtypes.

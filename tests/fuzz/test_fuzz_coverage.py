@@ -24,6 +24,7 @@ FUZZED = (
     "geomjax.curvature",
     "geomjax.optim",
     "geomjax.equivariant",
+    "geomjax.distributed",
 )
 
 

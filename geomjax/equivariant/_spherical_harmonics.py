@@ -200,7 +200,10 @@ def spherical_harmonics(
     (e3nn-jax's) it is taken as the zero vector: :math:`Y_0 = c_0` and :math:`Y_l = 0` for
     :math:`l \ge 1` (the polynomials at the origin), and derivatives there are those of the
     unnormalized polynomials (:math:`\mathbf x / |\mathbf x|` is differentiated as the
-    identity), finite at every order. Non-finite input gives NaN (NaN in, NaN out).
+    identity), finite at every order. Input domain: a non-finite entry makes the degree
+    :math:`l \ge 1` harmonics of its vector non-finite (NaN with ``normalize=True``; NaN or
+    :math:`\pm\infty` without), other vectors are unaffected, and :math:`Y_0` stays the
+    constant :math:`c_0`.
 
     Args:
       irreps_out: the degrees to compute: an int, a sequence of ints (parities follow the

@@ -163,8 +163,10 @@ def wigner_d(irrep, R: ArrayLike) -> Array:
     :func:`~geomjax.equivariant.spherical_harmonics`; :math:`D^1(R) = R`. Computed exactly by
     quadrature of the harmonics (see the module docstring): a polynomial of degree :math:`l`
     in the entries of ``R``, so ``jax.grad``/``jax.jacfwd`` with respect to ``R`` are smooth,
-    and ``jit``/``vmap`` apply. ``R`` is not checked for orthogonality (documented input
-    domain); for a general matrix the result is that polynomial.
+    and ``jit``/``vmap`` apply. Input domain (not checked): ``R`` should be orthogonal; for a
+    general matrix the result is that polynomial followed by one Newton-Schulz step toward
+    orthogonality. A non-finite entry of ``R`` gives an all-NaN matrix for :math:`l \ge 1`;
+    :math:`D^0 = [[1]]` (times :math:`p` for a reflection) whatever ``R``.
 
     Args:
       irrep: an int :math:`l` (parity :math:`(-1)^l`, the harmonics'), an irrep string such as
@@ -292,7 +294,8 @@ def wigner_d_from_angles(irrep, alpha: ArrayLike, beta: ArrayLike, gamma: ArrayL
 
     Args:
       irrep: an int :math:`l`, an irrep string or an :class:`~geomjax.equivariant.Irrep`.
-      alpha, beta, gamma: scalar angles in radians (use ``jax.vmap`` for a batch).
+      alpha, beta, gamma: scalar angles in radians (use ``jax.vmap`` for a batch); a
+        non-finite angle gives an all-NaN matrix.
 
     Returns:
       Array of shape ``(2l + 1, 2l + 1)`` (dtype of the angles, float32 for ints).

@@ -21,6 +21,7 @@ import pytest
 from _fuzz import (
     BAD_DTYPES,
     POISONS,
+    STRUCTURAL_ERRORS,
     UNKNOWN_OPTIONS,
     expect_named_error,
     leaves_finite,
@@ -34,17 +35,23 @@ import geomjax.equivariant as E
 
 COVERED = {
     "geomjax.equivariant": {
+        "Irrep",
+        "Irreps",
+        "IrrepsArray",
         "batch_graphs",
         "canonicalize",
         "canonicalized_apply",
         "canonicalizer_frame",
         "canonicalizer_vectors",
+        "clebsch_gordan",
+        "concatenate",
         "decanonicalize",
         "deep_sets",
         "deep_sets_layer",
         "egnn",
         "egnn_layer",
         "frame_average",
+        "from_chunks",
         "fully_connected_graph",
         "gram_schmidt_frame",
         "init_canonicalizer",
@@ -59,6 +66,13 @@ COVERED = {
         "segment_softmax",
         "segment_sum",
         "set_pool",
+        "so3_generators",
+        "spherical_harmonics",
+        "su2_generators",
+        "wigner_d",
+        "wigner_d_from_angles",
+        "wigner_d_from_quaternion",
+        "zeros",
     }
 }
 EXEMPT = {
@@ -66,6 +80,8 @@ EXEMPT = {
         "FrameInfo": "a result type (NamedTuple), no input; pca_frames and frame_average return "
         "it and are fuzzed",
         "GraphBatch": "a result type (NamedTuple), no input; batch_graphs returns it and is fuzzed",
+        "MulIrrep": "a (mul, irrep) NamedTuple entry of Irreps, no computation; Irreps parsing "
+        "creates and validates it and is fuzzed",
     }
 }
 
@@ -1318,3 +1334,315 @@ def test_canonicalized_apply_poison_and_edges(kind, index):
         out = _CA_JIT(poison(PTS, kind, index))
     assert not leaves_finite(out)
     assert leaves_finite(_CA_JIT(np.ones((5, 3), np.float32)))
+
+
+# =============================================================================================
+# irreps, irreps arrays, spherical harmonics, Clebsch-Gordan, Wigner-D (issue 16)
+# =============================================================================================
+
+IRREPS_TEXT = st.text(alphabet="0123456789xeoy+ .-", max_size=12)
+BAD_DEGREES = (-1, -7, 1.5, True, "2", None, float("nan"))
+
+
+@given(text=IRREPS_TEXT)
+def test_irreps_strings(text):
+    """Any string parses (and round-trips through its repr) or raises ValueError naming
+    `irreps`; Irrep strings likewise name `l`."""
+    try:
+        irreps = E.Irreps(text)
+    except STRUCTURAL_ERRORS as err:
+        assert isinstance(err, ValueError) and "`irreps`" in str(err), str(err)
+    else:
+        assert all(mul >= 0 and ir.l >= 0 and ir.p in (1, -1) for mul, ir in irreps)
+        assert not irreps or E.Irreps(repr(irreps)) == irreps
+    try:
+        ir = E.Irrep(text)
+    except STRUCTURAL_ERRORS as err:
+        assert "`l`" in str(err), str(err)
+    else:
+        assert ir.l >= 0 and E.Irrep(repr(ir)) == ir
+
+
+@pytest.mark.parametrize("bad", BAD_DEGREES)
+def test_irrep_bad_degree(bad):
+    expect_named_error(E.Irrep, bad, 1, name="l", jit=False)
+    expect_named_error(lambda lmax: E.Irreps.spherical_harmonics(lmax), bad, name="lmax", jit=False)
+
+
+IA_IRREPS = "0e + 1o"  # dimension 4
+
+
+@given(shape=wrong_shape((2, 4)))
+def test_irreps_array_shape(shape):
+    data = np.ones(shape, np.float32)
+    if len(shape) >= 1 and shape[-1] == 4:  # any leading shape is valid
+        _accepts(lambda a: E.IrrepsArray(IA_IRREPS, a).array, data)
+        return
+    expect_named_error(lambda a: E.IrrepsArray(IA_IRREPS, a).array, data, name="array")
+
+
+@given(dtype=st.sampled_from(BAD_DTYPES), text=IRREPS_TEXT)
+def test_irreps_array_dtype_and_irreps(dtype, text):
+    expect_named_error(
+        lambda a: E.IrrepsArray(IA_IRREPS, a).array, np.ones((2, 4), dtype), name="array"
+    )
+    try:
+        irreps = E.Irreps(text)
+    except ValueError:
+        expect_named_error(E.IrrepsArray, text, np.ones(4, np.float32), name="irreps", jit=False)
+        return
+    data = np.ones((2, irreps.dim), np.float32)
+    assert E.IrrepsArray(text, data).irreps == irreps
+
+
+@given(which=st.integers(0, 1), shape=wrong_shape((3, 1, 1)), dtype=st.sampled_from(BAD_DTYPES))
+def test_from_chunks_and_zeros(which, shape, dtype):
+    good = [np.ones((3, 1, 1), np.float32), np.ones((3, 1, 3), np.float32)]
+    bad = list(good)
+    bad[which] = np.ones(shape if which == 0 else shape[:-1] + (3,), np.float32)
+    if bad[which].shape != good[which].shape:
+        expect_named_error(E.from_chunks, IA_IRREPS, bad, (3,), name="chunks", jit=False)
+    typed = list(good)
+    typed[which] = good[which].astype(dtype)
+    expect_named_error(E.from_chunks, IA_IRREPS, typed, (3,), name="chunks", jit=False)
+    expect_named_error(E.from_chunks, IA_IRREPS, good[:1], (3,), name="chunks", jit=False)
+    expect_named_error(E.zeros, IA_IRREPS, (3,), dtype, name="dtype", jit=False)
+    expect_named_error(E.zeros, IA_IRREPS, (-1,), name="leading_shape", jit=False)
+    expect_named_error(E.zeros, "1q", (2,), name="irreps", jit=False)
+
+
+def test_concatenate_structure():
+    a = E.IrrepsArray("0e", np.ones((2, 1), np.float32))
+    b = E.IrrepsArray("1o", np.ones((3, 3), np.float32))
+    expect_named_error(E.concatenate, [], name="arrays", jit=False)
+    expect_named_error(E.concatenate, [a, np.ones((2, 1))], name="arrays", jit=False)
+    expect_named_error(E.concatenate, [a, b], name="arrays", jit=False)
+    a3 = E.IrrepsArray("0e", np.ones((1, 2, 1), np.float32))
+    expect_named_error(E.concatenate, [a, a3], name="arrays", jit=False, axis=0)
+    for axis in (2, -3, 1.0, True):
+        expect_named_error(E.concatenate, [a, a], name="axis", jit=False, axis=axis)
+
+
+def test_irreps_array_arithmetic_value_domain():
+    """NaN in, NaN out for sums and scalings; a zero divisor gives inf/NaN (IEEE), no error."""
+    with jax.debug_nans(False):
+        x = E.IrrepsArray(IA_IRREPS, poison(np.ones((2, 4), np.float32), "nan", 5))
+        y = jax.jit(lambda a: (a + a) * 2.0 / E.IrrepsArray("0e", jnp.zeros((2, 1))))(x)
+    assert np.isnan(np.asarray(y.array)[1, 1]) and not np.any(np.isfinite(np.asarray(y.array)))
+
+
+SH_X = _rng(21).standard_normal((6, 3)).astype(np.float32)
+SH_LS = [0, 1, 2, 5]
+_SH_JIT = {
+    n: jax.jit(lambda x, n=n: E.spherical_harmonics(SH_LS, x, n).array) for n in (True, False)
+}
+
+
+@given(shape=wrong_shape((6, 3)))
+def test_sh_x_shape(shape):
+    x = np.ones(shape, np.float32)
+    if len(shape) >= 1 and shape[-1] == 3:
+        _accepts(lambda v: E.spherical_harmonics(SH_LS, v, True).array, x)
+        return
+    expect_named_error(lambda v: E.spherical_harmonics(SH_LS, v, True).array, x, name="x")
+
+
+@given(dtype=st.sampled_from(BAD_DTYPES), option=UNKNOWN_OPTIONS)
+def test_sh_dtype_and_options(dtype, option):
+    expect_named_error(
+        lambda v: E.spherical_harmonics(SH_LS, v, True).array, _cast(SH_X, dtype), name="x"
+    )
+    expect_named_error(
+        E.spherical_harmonics,
+        SH_LS,
+        SH_X,
+        True,
+        name="normalization",
+        jit=False,
+        normalization=option,
+    )
+    for normalize in (1, None, "yes"):
+        expect_named_error(
+            E.spherical_harmonics, SH_LS, SH_X, normalize, name="normalize", jit=False
+        )
+
+
+@given(text=IRREPS_TEXT)
+def test_sh_irreps_out(text):
+    """Irreps strings: accepted when they parse with the harmonics' parities (p = (-1)^l for a
+    polar vector), else a ValueError naming `irreps_out`."""
+    try:
+        irreps = E.Irreps(text)
+        ok = all(ir.p == (-1) ** ir.l for _, ir in irreps)
+    except ValueError:
+        ok = False
+    if ok:
+        out = jax.eval_shape(lambda v: E.spherical_harmonics(text, v, True), SH_X)
+        assert out.shape == (6, irreps.dim)
+    else:
+        expect_named_error(E.spherical_harmonics, text, SH_X, True, name="irreps_out", jit=False)
+
+
+@given(kind=POISONS, index=st.integers(0, 17), normalize=st.booleans())
+def test_sh_poison(kind, index, normalize):
+    """Documented: a non-finite entry makes the l >= 1 harmonics of its row non-finite (NaN
+    with normalize=True), Y_0 stays 1, other rows are unaffected."""
+    x = poison(SH_X, kind, index)
+    with jax.debug_nans(False):
+        out = np.asarray(_SH_JIT[normalize](x))
+        ref = np.asarray(_SH_JIT[normalize](SH_X))
+    row = index // 3
+    assert np.all(out[row, 0] == 1.0) and not np.all(np.isfinite(out[row, 1:]))
+    if normalize:
+        assert np.all(np.isnan(out[row, 1:]))
+    np.testing.assert_array_equal(np.delete(out, row, 0), np.delete(ref, row, 0))
+
+
+def test_sh_valid_edges():
+    """Zero vector, poles, axes, tiny and huge vectors: finite values and gradients (with and
+    without normalization; jax_debug_nans is on)."""
+    edges = np.array(
+        [[0, 0, 0], [0, 1, 0], [0, -1, 0], [1, 0, 0], [0, 0, -1], [1e-30, 0, 0], [3e38, 1, -3e38]],
+        np.float32,
+    )
+    for normalize in (True, False):
+        scale = 1.0 if normalize else 0.0  # huge rows overflow the unnormalized polynomials
+
+        def probe(x, normalize=normalize, scale=scale):
+            y = E.spherical_harmonics(SH_LS, x[:-1] if not normalize else x, normalize).array
+            return y * jnp.arange(y.shape[-1], dtype=y.dtype) * (scale if normalize else 1.0)
+
+        outs, grad = _value_and_grad(probe, edges)
+        assert leaves_finite((outs, grad))
+
+
+WIGNER_FNS = {
+    "wigner_d": lambda deg, r: E.wigner_d(deg, r),
+    "D_from_matrix": lambda deg, r: E.Irreps(f"2x{deg}y + 0e").D_from_matrix(r),
+}
+R0 = np.asarray(
+    [[0.36, 0.48, -0.8], [-0.8, 0.6, 0.0], [0.48, 0.64, 0.6]], np.float32
+)  # a rotation (rows orthonormal, det +1)
+
+
+@given(name=st.sampled_from(sorted(WIGNER_FNS)), shape=wrong_shape((3, 3)))
+def test_wigner_matrix_shape(name, shape):
+    expect_named_error(lambda r: WIGNER_FNS[name](2, r), np.ones(shape, np.float32), name="R")
+
+
+@given(name=st.sampled_from(sorted(WIGNER_FNS)), dtype=st.sampled_from(BAD_DTYPES))
+def test_wigner_matrix_dtype(name, dtype):
+    expect_named_error(lambda r: WIGNER_FNS[name](2, r), _cast(R0, dtype), name="R")
+
+
+@pytest.mark.parametrize("bad", [*BAD_DEGREES, "2x", E.Irreps("1o")])
+def test_wigner_bad_irrep(bad):
+    for fn, args in (
+        (E.wigner_d, (R0,)),
+        (E.wigner_d_from_angles, (0.1, 0.2, 0.3)),
+        (E.wigner_d_from_quaternion, (np.ones(4, np.float32),)),
+    ):
+        expect_named_error(fn, bad, *args, name="irrep", jit=False)
+
+
+@given(
+    which=st.integers(0, 2), shape=wrong_shape(()), dtype=st.sampled_from((np.bool_, np.complex64))
+)
+def test_wigner_angles_structure(which, shape, dtype):
+    names = ("alpha", "beta", "gamma")
+    args = [np.float32(0.1), np.float32(0.2), np.float32(0.3)]
+    args[which] = np.ones(shape, np.float32)
+    expect_named_error(lambda *a: E.wigner_d_from_angles(2, *a), *args, name=names[which])
+    args[which] = np.ones((), dtype)
+    expect_named_error(lambda *a: E.wigner_d_from_angles(2, *a), *args, name=names[which])
+
+
+@given(shape=wrong_shape((4,)), dtype=st.sampled_from(BAD_DTYPES))
+def test_wigner_quaternion_structure(shape, dtype):
+    q = np.ones(shape, np.float32)
+    expect_named_error(lambda v: E.wigner_d_from_quaternion(2, v), q, name="q")
+    expect_named_error(lambda v: E.wigner_d_from_quaternion(2, v), np.ones(4, dtype), name="q")
+
+
+_WD_JIT = {deg: jax.jit(lambda r, deg=deg: E.wigner_d(deg, r)) for deg in (0, 1, 3)}
+_WA_JIT = jax.jit(lambda a: E.wigner_d_from_angles(3, a[0], a[1], a[2]))
+_WQ_JIT = jax.jit(lambda q: E.wigner_d_from_quaternion(3, q))
+
+
+@given(kind=POISONS, index=st.integers(0, 8))
+def test_wigner_poison(kind, index):
+    """Documented: a non-finite entry of R (or an angle, or the quaternion) gives an all-NaN
+    matrix for l >= 1; D^0 = [[1]] whatever R; q = 0 is not a rotation (NaN)."""
+    with jax.debug_nans(False):
+        for deg in (1, 3):
+            assert np.all(np.isnan(np.asarray(_WD_JIT[deg](poison(R0, kind, index)))))
+        np.testing.assert_array_equal(np.asarray(_WD_JIT[0](poison(R0, kind, index))), [[1.0]])
+        angles = poison(np.float32([0.1, -0.2, 0.3]), kind, index)
+        assert np.all(np.isnan(np.asarray(_WA_JIT(angles))))
+        q = poison(np.float32([0.5, 0.5, -0.5, 0.5]), kind, index)
+        assert np.all(np.isnan(np.asarray(_WQ_JIT(q))))
+        assert np.all(np.isnan(np.asarray(_WQ_JIT(np.zeros(4, np.float32)))))
+
+
+def test_wigner_valid_edges():
+    """The identity, the inversion, half-turns, reflections and permutations: finite,
+    orthogonal matrices with finite derivatives (jax_debug_nans is on)."""
+    mats = np.stack(
+        [
+            np.eye(3),
+            -np.eye(3),
+            np.diag([-1.0, 1.0, -1.0]),
+            np.diag([1.0, 1.0, -1.0]),
+            np.eye(3)[[1, 2, 0]],
+            np.eye(3)[[1, 0, 2]],
+            R0,
+        ]
+    ).astype(np.float32)
+
+    def probe(r):
+        ds = [E.wigner_d(ir, r) for ir in ("0o", "1o", "1e", "4e", "4o")]
+        return [d * jnp.arange(d.size, dtype=d.dtype).reshape(d.shape) for d in ds]
+
+    outs, grad = jax.jit(jax.vmap(lambda r: _value_and_grad(probe, r)))(mats)
+    assert leaves_finite((outs, grad))
+    d4 = np.asarray(jax.jit(jax.vmap(lambda r: E.wigner_d(4, r)))(mats))
+    # float32 eps 1.2e-7; after the Newton-Schulz step the round-off of 9-term sums
+    assert max(_orthogonality_error(d.T) for d in d4) < 4 * 1.2e-7 * 3
+
+
+@given(
+    args=st.tuples(
+        st.one_of(st.integers(-3, 5), st.sampled_from(BAD_DEGREES)),
+        st.integers(0, 4),
+        st.integers(0, 4),
+    )
+)
+def test_clebsch_gordan_degrees(args):
+    """Valid degrees give finite read-only (2l1+1, 2l2+1, 2l3+1) arrays (zero outside the
+    triangle); anything else a named error."""
+    l1, l2, l3 = args
+    if isinstance(l1, int) and not isinstance(l1, bool) and l1 >= 0:
+        c = E.clebsch_gordan(l1, l2, l3)
+        assert c.shape == (2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1) and np.all(np.isfinite(c))
+        assert not c.flags.writeable
+        assert c.any() == (abs(l1 - l2) <= l3 <= l1 + l2)
+        return
+    expect_named_error(E.clebsch_gordan, l1, l2, l3, name="l1", jit=False)
+    expect_named_error(E.clebsch_gordan, l2, l1, l3, name="l2", jit=False)
+    expect_named_error(E.clebsch_gordan, l2, l3, l1, name="l3", jit=False)
+
+
+@given(value=st.one_of(st.integers(-3, 6), st.sampled_from([*BAD_DEGREES, 0.5, 2.5, 0.25, np.inf])))
+def test_generators_degrees(value):
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if is_int and value >= 0:
+        g = E.so3_generators(value)
+        assert g.shape == (3, 2 * value + 1, 2 * value + 1) and np.all(np.isfinite(g))
+    else:
+        expect_named_error(E.so3_generators, value, name="l", jit=False)
+    half = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if half and np.isfinite(value) and value >= 0 and float(2 * value).is_integer():
+        x = E.su2_generators(value)
+        assert x.shape == (3, int(2 * value) + 1, int(2 * value) + 1) and np.all(np.isfinite(x))
+    else:
+        expect_named_error(E.su2_generators, value, name="j", jit=False)

@@ -224,9 +224,17 @@ def test_rearrangements_commute_with_the_representation(x64):
     q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
     m = jnp.asarray(q * np.sign(np.linalg.det(q)) * -1.0)  # a reflection (det -1)
     x = IrrepsArray(IRREPS, _data(lead=(), dtype=np.float64))
+    irs = sorted({ir for _, ir in IRREPS})
+    blocks = dict(zip(irs, jax.jit(lambda r: [ir.D_from_matrix(r) for ir in irs])(m)))
 
     def act(a: IrrepsArray) -> IrrepsArray:
-        return IrrepsArray(a.irreps, a.irreps.D_from_matrix(m) @ a.array)
+        mats = [np.asarray(blocks[ir]) for mul, ir in a.irreps for _ in range(mul)]
+        d = np.zeros((a.irreps.dim, a.irreps.dim))
+        start = 0
+        for b in mats:
+            d[start : start + len(b), start : start + len(b)] = b
+            start += len(b)
+        return IrrepsArray(a.irreps, d @ np.asarray(a.array))
 
     tol = rounding_tolerance(np.float64, n_ops=5, cond=5)
     for op in (

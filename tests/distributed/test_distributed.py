@@ -166,9 +166,11 @@ def test_eight_devices_layout_and_uneven_rows():
     assert mesh.devices.shape == (N_DEVICES,)
     assert [d.id for d in mesh.devices.flat] == sorted(d.id for d in jax.devices())
     two = global_mesh(("a", "b"), (2, 4))
-    x = shard_batch(np.arange(16.0).reshape(8, 2), two)  # rows over both axes
+    rows = np.arange(16.0).reshape(8, 2)
+    k, i = jax.process_count(), jax.process_index()  # also run as 2 processes x 4 devices
+    x = shard_batch(rows[i * 8 // k : (i + 1) * 8 // k], two)  # this process's rows
     assert x.sharding.spec == P(("a", "b"))
-    np.testing.assert_array_equal(gather(x), np.arange(16.0).reshape(8, 2))
-    # 12 rows do not split over 8 devices: a named error, not a JAX traceback
+    np.testing.assert_array_equal(gather(x), rows)
+    # 3 rows per process do not split over its devices: a named error, not a JAX traceback
     with pytest.raises(ValueError, match="`local_rows`"):
-        shard_batch(np.ones((12, 2)), mesh)
+        shard_batch(np.ones((3, 2)), mesh)

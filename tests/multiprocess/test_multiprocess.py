@@ -3,9 +3,10 @@
 Run (about 3-4 minutes on 2 cores; each launch starts fresh Python processes, so no XLA_FLAGS
 are needed in the pytest process):
 
-    python -m pytest -m multiprocess tests/multiprocess
+    python -m pytest -m "multiprocess and not slow" tests/multiprocess
 
-Every test is marked ``multiprocess`` (excluded from the default run; ``.ci/run`` runs them).
+Every test is marked ``multiprocess`` (excluded from the default run; ``.ci/run`` runs them;
+``test_multidevice_suite.py``, the whole multidevice suite as 2 processes, is ``slow`` too).
 ``_worker.py`` runs the cases of ``_cases.py`` (frechet_mean, Riemannian batch norm,
 hutchinson_diag, ggn_vp, AdaHessian 5 steps, M-FAC with a sharded buffer 5 steps (whole and
 round-robin blocks), normalized Newton 3 steps, EGNN and Deep Sets data-parallel Adam steps,

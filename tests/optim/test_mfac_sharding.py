@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
+from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, gather, shard
 from jax.sharding import PartitionSpec as P
 
 from geomjax.optim._mfac import mfac, scale_by_mfac
@@ -76,7 +76,7 @@ def _sharded(mesh, tx, params, X, y):
 def _assert_every_device_equal(sharded, single, **tol):
     for key in ("b", "w"):
         for dev in range(N_DEVICES):
-            np.testing.assert_allclose(np.asarray(sharded[key])[dev], single[key], **tol)
+            np.testing.assert_allclose(gather(sharded[key])[dev], single[key], **tol)
 
 
 @pytest.mark.parametrize("shard_buffer", [False, True], ids=["replicated", "sharded_buffer"])

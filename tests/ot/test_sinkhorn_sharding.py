@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _multidevice import MULTIDEVICE, N_DEVICES
+from _multidevice import MULTIDEVICE, N_DEVICES, gather
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -59,11 +59,11 @@ def test_sinkhorn_row_sharded_equals_single_device(auto_mesh, x64):
     # combined by an all-reduce): round-off of the sums, not amplified (measured 1.8e-15 on
     # potentials of size ~5); 1e-13 absolute is ~40 eps64 times that size.
     np.testing.assert_allclose(got.cost, one.cost, rtol=1e-13, atol=0)
-    np.testing.assert_allclose(got.f, one.f, rtol=0, atol=1e-13)
-    np.testing.assert_allclose(got.g, one.g, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(gather(got.f), one.f, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(gather(got.g), one.g, rtol=0, atol=1e-13)
     assert got.f.sharding.spec == P("data")  # the potential stays row-sharded
     # implicit-differentiation gradient (entries ~0.04): the same linear solve, same round-off
-    np.testing.assert_allclose(grad(xs, ys), grad(x, y), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(gather(grad(xs, ys)), grad(x, y), rtol=0, atol=1e-14)
     d1, d8 = div(x, y), div(xs, ys)
     np.testing.assert_allclose(d8.divergence, d1.divergence, rtol=1e-13, atol=1e-15)
 

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
+from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, gather, shard
 from jax.sharding import PartitionSpec as P
 
 from geomjax.ot._sliced import random_projections, sliced_wasserstein, sliced_wasserstein_with_error
@@ -132,7 +132,7 @@ def test_sliced_sharded_chunks_and_gradient(mesh, x64):
     np.testing.assert_allclose(val8, val1, rtol=1e-14, atol=0)
     # each gradient row is (theta-weighted) sorted differences divided by L and SW: the same
     # numbers; 1e-13 absolute at entries of size ~0.05 allows the round-off of the 20-term sums
-    np.testing.assert_allclose(g8, g1, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(gather(g8), g1, rtol=0, atol=1e-13)
 
 
 def test_sliced_sharded_float32(mesh):

@@ -41,6 +41,7 @@ from geomjax.equivariant._frame_averaging import (
     frame_average,
     pca_frames,
 )
+from geomjax.equivariant._gate import gate, gate_irreps_in, norm_activation, soft_odd
 from geomjax.equivariant._graph import (
     GraphBatch,
     batch_graphs,
@@ -53,7 +54,24 @@ from geomjax.equivariant._graph import (
 )
 from geomjax.equivariant._irreps import Irrep, Irreps, MulIrrep
 from geomjax.equivariant._irreps_array import IrrepsArray, concatenate, from_chunks, zeros
+from geomjax.equivariant._linear import init_irreps_linear, irreps_linear, irreps_linear_num_weights
 from geomjax.equivariant._spherical_harmonics import spherical_harmonics
+from geomjax.equivariant._steerable_mp import (
+    SteerableMPConfig,
+    bessel_basis,
+    init_steerable_mp,
+    polynomial_cutoff,
+    steerable_message_passing,
+)
+from geomjax.equivariant._tensor_product import (
+    channelwise_tensor_product,
+    channelwise_tensor_product_irreps,
+    full_tensor_product,
+    fully_connected_tensor_product,
+    fully_connected_tensor_product_num_weights,
+    init_channelwise_tensor_product,
+    init_fully_connected_tensor_product,
+)
 from geomjax.equivariant._wigner import wigner_d, wigner_d_from_angles, wigner_d_from_quaternion
 
 __all__ = [
@@ -63,11 +81,15 @@ __all__ = [
     "Irreps",
     "IrrepsArray",
     "MulIrrep",
+    "SteerableMPConfig",
     "batch_graphs",
+    "bessel_basis",
     "canonicalize",
     "canonicalized_apply",
     "canonicalizer_frame",
     "canonicalizer_vectors",
+    "channelwise_tensor_product",
+    "channelwise_tensor_product_irreps",
     "clebsch_gordan",
     "concatenate",
     "decanonicalize",
@@ -77,14 +99,27 @@ __all__ = [
     "egnn_layer",
     "frame_average",
     "from_chunks",
+    "full_tensor_product",
     "fully_connected_graph",
+    "fully_connected_tensor_product",
+    "fully_connected_tensor_product_num_weights",
+    "gate",
+    "gate_irreps_in",
     "gram_schmidt_frame",
     "init_canonicalizer",
+    "init_channelwise_tensor_product",
     "init_deep_sets",
     "init_deep_sets_layer",
     "init_egnn",
     "init_egnn_layer",
+    "init_fully_connected_tensor_product",
+    "init_irreps_linear",
+    "init_steerable_mp",
+    "irreps_linear",
+    "irreps_linear_num_weights",
+    "norm_activation",
     "pca_frames",
+    "polynomial_cutoff",
     "radius_graph",
     "segment_max",
     "segment_mean",
@@ -92,7 +127,9 @@ __all__ = [
     "segment_sum",
     "set_pool",
     "so3_generators",
+    "soft_odd",
     "spherical_harmonics",
+    "steerable_message_passing",
     "su2_generators",
     "wigner_d",
     "wigner_d_from_angles",

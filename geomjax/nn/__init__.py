@@ -17,6 +17,14 @@ from geomjax.nn._egnn import (
 from geomjax.nn._hyperbolic_embedding import (
     HyperbolicEmbedding,
 )
+from geomjax.nn._irreps_modules import (
+    FullyConnectedTensorProduct,
+    Gate,
+    IrrepsLinear,
+    SphericalHarmonicsEmbedding,
+    SteerableMessagePassing,
+    TensorProduct,
+)
 from geomjax.nn._manifold_param import (
     ManifoldParam,
     manifold_tree,
@@ -39,11 +47,17 @@ __all__ = [
     "DeepSetsLayer",
     "EGNN",
     "EGNNLayer",
+    "FullyConnectedTensorProduct",
+    "Gate",
     "HyperbolicEmbedding",
+    "IrrepsLinear",
     "LogEig",
     "ManifoldParam",
     "MatrixPower",
     "ReEig",
     "SPDBatchNorm",
+    "SphericalHarmonicsEmbedding",
+    "SteerableMessagePassing",
+    "TensorProduct",
     "manifold_tree",
 ]

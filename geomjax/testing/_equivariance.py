@@ -28,10 +28,14 @@ _IN_KINDS = (
     "node_mask",
     "graph_scalar",
     "graph_vector",
+    "irreps",
+    "graph_irreps",
 )
 _GROUPS = ("SO3", "O3", "SE3", "E3", "none")
 # Kinds whose leaves carry a node axis (axis 0) that a node permutation reorders.
-_NODE_KINDS = ("scalar", "vector", "position", "node_mask")
+_NODE_KINDS = ("scalar", "vector", "position", "node_mask", "irreps")
+# Kinds whose leaves are IrrepsArrays, transformed by the Wigner matrices of their irreps.
+_IRREPS_KINDS = ("irreps", "graph_irreps")
 # Kinds whose last axis is a spatial dimension that rotations act on.
 _ROTATING = ("vector", "position", "graph_vector")
 # Condition-number budget of a well-conditioned network in the default tolerance (see
@@ -147,10 +151,45 @@ def _check_kinds(name: str, kinds: Sequence[str]) -> None:
             )
 
 
+def _is_irreps_array(x) -> bool:
+    from geomjax.equivariant._irreps_array import IrrepsArray
+
+    return isinstance(x, IrrepsArray)
+
+
+def _transform_irreps(value, kind: str, rot, perm):
+    """Apply (rot, perm) to the IrrepsArray leaves of ``value``: ``x -> x_perm D(R)^T``."""
+    from geomjax.equivariant._irreps_array import IrrepsArray
+    from geomjax.equivariant._wigner import irreps_wigner_d
+
+    def leaf_fn(a):
+        if not _is_irreps_array(a):
+            raise ValueError(
+                f"assert_equivariant: a {kind!r} argument or output must be (a pytree of) "
+                f"IrrepsArrays; got a leaf of type {type(a).__name__}"
+            )
+        data = a.array
+        if perm is not None and kind == "irreps":
+            if data.ndim < 2:
+                raise ValueError(
+                    "assert_equivariant: an 'irreps' argument needs a node axis 0 when "
+                    f"`permute=True`; got shape {data.shape} (use 'graph_irreps')"
+                )
+            data = data[perm]
+        if rot is not None:
+            d = irreps_wigner_d(a.irreps, rot.astype(data.dtype))
+            data = jnp.matmul(data, d.T, precision=jax.lax.Precision.HIGHEST)
+        return IrrepsArray._unchecked(a.irreps, data)
+
+    return jax.tree.map(leaf_fn, value, is_leaf=_is_irreps_array)
+
+
 def _transform(value, kind: str, rot, trans, perm, inv_perm):
     """Apply the group element (rot, trans, perm) to one argument/output pytree of ``kind``."""
     if kind in ("static", "edge", "graph_scalar"):
         return value
+    if kind in _IRREPS_KINDS:
+        return _transform_irreps(value, kind, rot, perm)
 
     def leaf_fn(a):
         a = jnp.asarray(a)
@@ -176,6 +215,10 @@ def _geometry_of_args(args, in_kinds):
     """Spatial dimension, float dtype and RMS scale of the rotating arguments."""
     dims, dtypes, sq, count = set(), [], 0.0, 0
     for a, kind in zip(args, in_kinds):
+        if kind in _IRREPS_KINDS:  # irreps act on 3-D rotations
+            dims.add(3)
+            dtypes.extend(jnp.asarray(leaf).dtype for leaf in _leaves(a))
+            continue
         if kind not in _ROTATING:
             continue
         for leaf in _leaves(a):
@@ -194,7 +237,7 @@ def _geometry_of_args(args, in_kinds):
     if len(dims) > 1:
         raise ValueError(
             "assert_equivariant: all 'vector'/'position'/'graph_vector' arguments must share "
-            f"the last-axis dimension; got {sorted(dims)}"
+            f"the last-axis dimension (3 with 'irreps' arguments); got {sorted(dims)}"
         )
     dim = dims.pop() if dims else None
     dtype = jnp.result_type(*dtypes) if dtypes else jnp.float32
@@ -232,7 +275,7 @@ def _num_nodes(args, in_kinds) -> int:
     if not sizes:
         raise ValueError(
             "assert_equivariant: `permute=True` needs a node-indexed argument "
-            "('scalar', 'vector', 'position' or 'node_mask')"
+            "('scalar', 'vector', 'position', 'node_mask' or 'irreps')"
         )
     if len(sizes) > 1:
         raise ValueError(
@@ -292,7 +335,13 @@ def assert_equivariant(
         \text{node\_mask: } m \mapsto m_\pi,
 
     ``"edge"``, ``"static"`` and ``"graph_scalar"`` are unchanged, ``"graph_vector"``
-    rotates (:math:`u \mapsto u R^\top`) without permutation. Node-indexed kinds are permuted
+    rotates (:math:`u \mapsto u R^\top`) without permutation. ``"irreps"`` (node-indexed)
+    and ``"graph_irreps"`` (not permuted) arguments and outputs are pytrees of
+    :class:`~geomjax.equivariant.IrrepsArray`: their irreps say how they transform,
+    :math:`h \mapsto h_\pi D(R)^\top` with :math:`D` the block-diagonal Wigner matrix of the
+    irreps (``irreps_wigner_d``), parity included when :math:`\det R = -1` (a ``0o`` flips
+    sign under a reflection, a ``1e`` does not), and no translation; plain ``(..., 3)``
+    position arrays alongside them keep the ``"position"`` kind and rotate as vectors. Node-indexed kinds are permuted
     along axis 0 only when ``permute=True``; ``"index"`` values outside ``[0, N)`` (padding
     sentinels) are kept. Rotations act on the last axis, which has size :math:`d` taken from
     the ``"vector"``/``"position"``/``"graph_vector"`` arguments (any :math:`d`; the group
@@ -328,7 +377,7 @@ def assert_equivariant(
       args: the arguments of ``f``.
       in_kinds: one kind per argument, from ``"scalar"``, ``"vector"``, ``"position"``,
         ``"edge"``, ``"index"``, ``"static"``, ``"node_mask"``, ``"graph_scalar"``,
-        ``"graph_vector"``.
+        ``"graph_vector"``, ``"irreps"``, ``"graph_irreps"``.
       out_kinds: one kind (single output) or a sequence with one kind per output of ``f``.
       group: ``"SO3"`` (rotations), ``"O3"`` (rotations and reflections), ``"SE3"``,
         ``"E3"`` (plus translations) or ``"none"`` (permutations only).
@@ -365,6 +414,18 @@ def assert_equivariant(
       ...
       AssertionError: assert_equivariant: output 0 (kind 'position') is not equivariant ...
 
+      Irreps arrays transform by their irreps (a pseudoscalar ``0o`` changes sign under
+      reflections, so the triple product of three vectors passes under ``"O3"``):
+
+      >>> from geomjax.equivariant import IrrepsArray
+      >>> def triple(v):
+      ...     return IrrepsArray("0o", jnp.linalg.det(v.array.reshape(3, 3))[None])
+      >>> v = IrrepsArray("3x1o", jax.random.normal(jax.random.key(2), (9,)))
+      >>> err = assert_equivariant(triple, jax.random.key(3), (v,), in_kinds=("graph_irreps",),
+      ...                          out_kinds="graph_irreps", group="O3")
+      >>> err < 1e-5
+      True
+
     References:
       V. G. Satorras, E. Hoogeboom, M. Welling, "E(n) Equivariant Graph Neural Networks",
       ICML 2021. arXiv:2102.09844.
@@ -398,7 +459,8 @@ def assert_equivariant(
     dim, rot_dtype, scale = _geometry_of_args(args, in_kinds)
     if group != "none" and dim is None:
         raise ValueError(
-            f"{fn}: group {group!r} needs a 'vector', 'position' or 'graph_vector' argument"
+            f"{fn}: group {group!r} needs a 'vector', 'position', 'graph_vector', 'irreps' or "
+            "'graph_irreps' argument"
         )
     if group == "none" and not permute:
         raise ValueError(f"{fn}: group 'none' with `permute=False` tests nothing")

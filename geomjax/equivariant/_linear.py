@@ -113,7 +113,13 @@ def irreps_linear(x: IrrepsArray, weights: ArrayLike, irreps_out) -> IrrepsArray
             f"{irreps_out!r}; got shape {w.shape}"
         )
     dtype = jnp.result_type(x.dtype, w.dtype)
-    lead = tuple(jnp.broadcast_shapes(x.shape[:-1], w.shape[:-1]))
+    try:
+        lead = tuple(jnp.broadcast_shapes(x.shape[:-1], w.shape[:-1]))
+    except ValueError as err:
+        raise ValueError(
+            f"{fn}: argument `weights` leading shape {w.shape[:-1]} does not broadcast with "
+            f"`x`'s {x.shape[:-1]}"
+        ) from err
     chunks = x.chunks
     outs = []
     for (mul_c, ir_c), (src, fan_in, w0, nw, alpha) in zip(irreps_out, plan):

@@ -63,15 +63,38 @@ __all__ = [
 ]
 
 
+def _float(fn: str, name: str, x) -> Array:
+    arr = jnp.asarray(x)
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        raise TypeError(f"{fn}: argument `{name}` must be real floating; got {arr.dtype}")
+    return arr
+
+
+def _positive_int(fn: str, name: str, v) -> None:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"{fn}: argument `{name}` must be a positive int (static); got {v!r}")
+
+
+def _positive_real(fn: str, name: str, v) -> None:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0 or v == float("inf"):
+        raise ValueError(
+            f"{fn}: argument `{name}` must be a positive finite number (static); got {v!r}"
+        )
+
+
 def bessel_basis(r: ArrayLike, num_basis: int, cutoff: float) -> Array:
     r"""Bessel radial basis :math:`B_n(r) = \sqrt{2/r_c}\, \sin(n \pi r / r_c) / r`,
     :math:`n = 1..N`, finite with finite derivatives at :math:`r = 0` (limit
     :math:`\sqrt{2/r_c}\, n\pi/r_c`).
 
     Args:
-      r: distances, shape ``(...)``.
-      num_basis: :math:`N`.
-      cutoff: :math:`r_c > 0`.
+      r: distances, shape ``(...)``, real floating.
+      num_basis: :math:`N`, a positive int.
+      cutoff: :math:`r_c > 0` (a Python number).
+
+    Raises:
+      TypeError: naming ``r`` for a non-floating dtype.
+      ValueError: naming ``num_basis`` or ``cutoff``.
 
     Returns:
       Array ``(..., N)``.
@@ -86,7 +109,10 @@ def bessel_basis(r: ArrayLike, num_basis: int, cutoff: float) -> Array:
       J. Gasteiger et al., "Directional Message Passing for Molecular Graphs", ICLR 2020,
       arXiv:2003.03123.
     """
-    r = jnp.asarray(r)
+    fn = "bessel_basis"
+    r = _float(fn, "r", r)
+    _positive_int(fn, "num_basis", num_basis)
+    _positive_real(fn, "cutoff", cutoff)
     n = jnp.arange(1, num_basis + 1, dtype=r.dtype)
     x = r[..., None] / cutoff
     # sin(n pi x)/r = (n pi / rc) sinc(n x)  with jnp.sinc(t) = sin(pi t)/(pi t)
@@ -108,7 +134,10 @@ def polynomial_cutoff(r: ArrayLike, cutoff: float, p: int = 6) -> Array:
       J. Gasteiger et al., "Directional Message Passing for Molecular Graphs", ICLR 2020,
       arXiv:2003.03123.
     """
-    d = jnp.asarray(r) / cutoff
+    fn = "polynomial_cutoff"
+    _positive_real(fn, "cutoff", cutoff)
+    _positive_int(fn, "p", p)
+    d = _float(fn, "r", r) / cutoff
     inside = d < 1.0
     d = jnp.where(inside, d, 0.0)
     u = (

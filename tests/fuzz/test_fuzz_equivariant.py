@@ -38,11 +38,15 @@ COVERED = {
         "Irrep",
         "Irreps",
         "IrrepsArray",
+        "SteerableMPConfig",
         "batch_graphs",
+        "bessel_basis",
         "canonicalize",
         "canonicalized_apply",
         "canonicalizer_frame",
         "canonicalizer_vectors",
+        "channelwise_tensor_product",
+        "channelwise_tensor_product_irreps",
         "clebsch_gordan",
         "concatenate",
         "decanonicalize",
@@ -52,14 +56,27 @@ COVERED = {
         "egnn_layer",
         "frame_average",
         "from_chunks",
+        "full_tensor_product",
         "fully_connected_graph",
+        "fully_connected_tensor_product",
+        "fully_connected_tensor_product_num_weights",
+        "gate",
+        "gate_irreps_in",
         "gram_schmidt_frame",
         "init_canonicalizer",
+        "init_channelwise_tensor_product",
         "init_deep_sets",
         "init_deep_sets_layer",
         "init_egnn",
         "init_egnn_layer",
+        "init_fully_connected_tensor_product",
+        "init_irreps_linear",
+        "init_steerable_mp",
+        "irreps_linear",
+        "irreps_linear_num_weights",
+        "norm_activation",
         "pca_frames",
+        "polynomial_cutoff",
         "radius_graph",
         "segment_max",
         "segment_mean",
@@ -67,7 +84,9 @@ COVERED = {
         "segment_sum",
         "set_pool",
         "so3_generators",
+        "soft_odd",
         "spherical_harmonics",
+        "steerable_message_passing",
         "su2_generators",
         "wigner_d",
         "wigner_d_from_angles",
@@ -1646,3 +1665,210 @@ def test_generators_degrees(value):
         assert x.shape == (3, int(2 * value) + 1, int(2 * value) + 1) and np.all(np.isfinite(x))
     else:
         expect_named_error(E.su2_generators, value, name="j", jit=False)
+
+
+# -- tensor products, linear, gate, steerable message passing ---------------------------------
+
+_X1 = E.IrrepsArray("2x0e + 1o", np.linspace(-1.0, 1.0, 10, dtype=np.float32).reshape(2, 5))
+_X2 = E.IrrepsArray("0e + 1o", np.linspace(0.5, -0.5, 8, dtype=np.float32).reshape(2, 4))
+_N_UVU = E.channelwise_tensor_product_irreps(_X1.irreps, _X2.irreps)[1]
+_IO = "2x0e + 1x1o + 1x1e"
+_N_UVW = E.fully_connected_tensor_product_num_weights(_X1.irreps, _X2.irreps, _IO)
+_N_LIN = E.irreps_linear_num_weights(_X1.irreps, "3x0e + 2x1o")
+
+_TP_CALLS = {
+    "full_tensor_product": lambda x1, x2, **kw: E.full_tensor_product(x1, x2, **kw),
+    "channelwise_tensor_product": lambda x1, x2, **kw: E.channelwise_tensor_product(
+        x1, x2, np.ones(_N_UVU, np.float32), **kw
+    ),
+    "fully_connected_tensor_product": lambda x1, x2, **kw: E.fully_connected_tensor_product(
+        x1, x2, np.ones(_N_UVW, np.float32), _IO, **kw
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_TP_CALLS))
+@pytest.mark.parametrize("which", ["x1", "x2"])
+@pytest.mark.parametrize("bad", [np.ones((2, 5), np.float32), "1o", None])
+def test_tensor_products_need_irreps_arrays(name, which, bad):
+    args = {"x1": _X1, "x2": _X2}
+    args[which] = bad
+    expect_named_error(_TP_CALLS[name], args["x1"], args["x2"], name=which, jit=False)
+
+
+@pytest.mark.parametrize("name", sorted(_TP_CALLS))
+@pytest.mark.parametrize("option", ["irrep_normalization", "path_normalization"])
+@pytest.mark.parametrize("value", ["", "bogus", "Component", None])
+def test_tensor_products_unknown_options(name, option, value):
+    if name == "full_tensor_product" and option == "path_normalization":
+        return  # unweighted: no path normalization
+    expect_named_error(_TP_CALLS[name], _X1, _X2, name=option, jit=False, **{option: value})
+
+
+@pytest.mark.parametrize("bad", ["nonsense", "1x", ["1o", "zz"], 3.5])
+def test_tensor_products_bad_filter(bad):
+    expect_named_error(
+        E.full_tensor_product, _X1, _X2, name="filter_ir_out", jit=False, filter_ir_out=bad
+    )
+    expect_named_error(
+        E.channelwise_tensor_product_irreps,
+        "0e",
+        "1o",
+        name="filter_ir_out",
+        jit=False,
+        filter_ir_out=bad,
+    )
+
+
+@pytest.mark.parametrize(
+    "fn,n_w",
+    [
+        (lambda w: E.channelwise_tensor_product(_X1, _X2, w), _N_UVU),
+        (lambda w: E.fully_connected_tensor_product(_X1, _X2, w, _IO), _N_UVW),
+        (lambda w: E.irreps_linear(_X1, w, "3x0e + 2x1o"), _N_LIN),
+    ],
+)
+@pytest.mark.parametrize("kind", ["short", "long", "int", "scalar", "lead"])
+def test_weighted_ops_bad_weights(fn, n_w, kind):
+    w = {
+        "short": np.ones(n_w - 1, np.float32),
+        "long": np.ones(n_w + 1, np.float32),
+        "int": np.ones(n_w, np.int32),
+        "scalar": np.float32(1.0),
+        "lead": np.ones((3, n_w), np.float32),
+    }[kind]
+    expect_named_error(fn, w, name="weights", jit=False)
+
+
+@pytest.mark.parametrize("bad", ["1x", "2y2", 1.5, {"a": 1}])
+def test_irreps_arguments_named(bad):
+    expect_named_error(
+        E.fully_connected_tensor_product, _X1, _X2, np.ones(3), bad, name="irreps_out", jit=False
+    )
+    expect_named_error(E.irreps_linear, _X1, np.ones(3), bad, name="irreps_out", jit=False)
+    expect_named_error(E.irreps_linear_num_weights, bad, "0e", name="irreps_in", jit=False)
+    expect_named_error(
+        E.fully_connected_tensor_product_num_weights, "0e", bad, "0e", name="irreps2", jit=False
+    )
+    expect_named_error(E.channelwise_tensor_product_irreps, bad, "0e", name="irreps1", jit=False)
+    expect_named_error(E.gate_irreps_in, bad, name="irreps_out", jit=False)
+
+
+@pytest.mark.parametrize(
+    "init",
+    [
+        lambda k: E.init_irreps_linear(k, "2x0e", "1x0e"),
+        lambda k: E.init_channelwise_tensor_product(k, "2x0e", "1o"),
+        lambda k: E.init_fully_connected_tensor_product(k, "2x0e", "1o", "1o"),
+        lambda k: E.init_steerable_mp(k, E.SteerableMPConfig("0e", "2x0e + 1o")),
+    ],
+)
+@pytest.mark.parametrize("bad_key", BAD_KEYS)
+def test_irreps_inits_need_one_key(init, bad_key):
+    expect_named_error(init, bad_key, name="key", jit=False)
+
+
+def test_irreps_ops_nan_in_nan_out_and_zero_inputs_finite():
+    """NaN entries propagate to the outputs they feed (no silent fill); zero inputs give finite
+    values and gradients through every op, the norm activation at v = 0 included."""
+    with jax.debug_nans(False):
+        bad = E.IrrepsArray(_X1.irreps, np.full((2, 5), np.nan, np.float32))
+        assert np.isnan(np.asarray(E.full_tensor_product(bad, _X2).array)).all()
+        assert np.isnan(float(E.soft_odd(jnp.nan)))
+    zero = E.IrrepsArray(_X1.irreps, np.zeros((2, 5), np.float32))
+    for name, call in _TP_CALLS.items():
+        g = jax.grad(lambda a, call=call: jnp.sum(call(a, _X2).array ** 2))(zero)
+        assert leaves_finite(g), name
+    g = jax.grad(lambda a: jnp.sum(E.norm_activation(a, [None, jnp.tanh]).array))(zero)
+    assert leaves_finite(g)
+    g = jax.grad(lambda a: jnp.sum(E.gate(E.IrrepsArray("2x0e + 1o", a)).array))(jnp.zeros(5))
+    assert leaves_finite(g)
+    assert np.isnan(float(E.soft_odd(jnp.nan))) and float(E.soft_odd(-1.0)) == -float(
+        E.soft_odd(1.0)
+    )
+
+
+def test_gate_and_norm_activation_errors():
+    expect_named_error(E.gate, np.ones(5, np.float32), name="x", jit=False)
+    expect_named_error(
+        E.gate, E.IrrepsArray("0e + 2x1o", np.ones(7, np.float32)), name="x", jit=False
+    )
+    expect_named_error(E.norm_activation, _X1, [None], name="acts", jit=False)
+    expect_named_error(E.norm_activation, _X1.array, [None, None], name="x", jit=False)
+
+
+@pytest.mark.parametrize(
+    "call,name",
+    [
+        (lambda: E.bessel_basis(np.ones(3, np.float32), 0, 1.0), "num_basis"),
+        (lambda: E.bessel_basis(np.ones(3, np.float32), 2.5, 1.0), "num_basis"),
+        (lambda: E.bessel_basis(np.ones(3, np.float32), 4, -1.0), "cutoff"),
+        (lambda: E.bessel_basis(np.ones(3, np.int32), 4, 1.0), "r"),
+        (lambda: E.polynomial_cutoff(np.ones(3, np.float32), 0.0), "cutoff"),
+        (lambda: E.polynomial_cutoff(np.ones(3, np.float32), 1.0, p=0), "p"),
+        (lambda: E.polynomial_cutoff(np.ones(3, np.int32), 1.0), "r"),
+        (lambda: E.SteerableMPConfig("0e", "1o + 0e"), "irreps_out"),
+        (lambda: E.SteerableMPConfig("zz", "0e"), "irreps_in"),
+        (lambda: E.SteerableMPConfig("0e", "0e", cutoff=-1.0), "cutoff"),
+        (lambda: E.SteerableMPConfig("0e", "0e", num_basis=0), "num_basis"),
+        (lambda: E.SteerableMPConfig("0e", "0e", avg_num_neighbors=0), "avg_num_neighbors"),
+    ],
+)
+def test_radial_and_config_errors(call, name):
+    expect_named_error(call, name=name, jit=False)
+
+
+_CFG = E.SteerableMPConfig(
+    "2x0e", "2x0e + 1x1o", lmax_sh=1, num_basis=4, cutoff=2.0, radial_hidden=4
+)
+
+
+@functools.cache
+def _mp_params():
+    return _init(E.init_steerable_mp, _CFG)
+
+
+def _mp(h, pos, s, r, **kw):
+    return E.steerable_message_passing(_mp_params(), h, pos, s, r, _CFG, **kw)
+
+
+_H = E.IrrepsArray("2x0e", np.ones((3, 2), np.float32))
+_POS = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
+_S = np.array([0, 1, 2, 1], np.int32)
+_R = np.array([1, 0, 0, 2], np.int32)
+
+
+@pytest.mark.parametrize(
+    "args,name",
+    [
+        ((_H.array, _POS, _S, _R), "h"),
+        ((E.IrrepsArray("2x0e + 0o", np.ones((3, 3), np.float32)), _POS, _S, _R), "h"),
+        ((_H, _POS[:2], _S, _R), "positions"),
+        ((_H, _POS.astype(np.int32), _S, _R), "positions"),
+        ((_H, _POS, _S[:2], _R), "senders"),
+        ((_H, _POS, _S.astype(np.float32), _R), "senders"),
+    ],
+)
+def test_steerable_mp_bad_inputs(args, name):
+    expect_named_error(_mp, *args, name=name, jit=False)
+    expect_named_error(
+        E.steerable_message_passing, _mp_params(), *args, "cfg", name="config", jit=False
+    )
+
+
+def test_steerable_mp_coincident_nodes_and_zero_edges_finite():
+    """Two nodes at the same place (zero-length edges) and a self loop: finite outputs and
+    finite gradients with respect to positions and parameters."""
+    pos = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.5, 0.0, 0.0]], np.float32)
+    s = np.array([0, 1, 2, 0], np.int32)
+    r = np.array([1, 0, 0, 0], np.int32)
+
+    def loss(p, x):
+        return jnp.sum(E.steerable_message_passing(p, _H, x, s, r, _CFG).array ** 2)
+
+    out = _mp(_H, pos, s, r)
+    assert leaves_finite(out.array)
+    gp, gx = jax.jit(jax.grad(loss, argnums=(0, 1)))(_mp_params(), pos)
+    assert leaves_finite(gp) and leaves_finite(gx)
+    masked = _mp(_H, pos, s, r, edge_mask=np.array([True, False, True, True]))
+    assert leaves_finite(masked.array)

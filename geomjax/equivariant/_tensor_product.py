@@ -17,8 +17,9 @@ unit-variance components in, unit-variance components out) or :math:`\sqrt{(2l_1
 entries (one per distinct irrep after regrouping) all output degrees are stacked into one
 dense NumPy tensor :math:`T_{ij,K}` (:math:`K` runs over every output component of the pair),
 built once per static configuration (``functools.cache`` on the hashable irreps and options),
-so a product costs one contraction per pair of input irreps plus one static gather that puts
-the outputs in e3nn's order; weights enter through one more contraction. Forward and backward
+so a product costs, per pair of input irreps, one elementwise outer product and one dense GEMM
+``(rows, (2l_1+1)(2l_2+1)) @ ((2l_1+1)(2l_2+1), K)``, then static slices concatenated in
+e3nn's output order; weights enter through one more contraction. Forward and backward
 are a handful of dense ``einsum`` s each, and the compile time does not grow with the number
 of paths.
 
@@ -147,24 +148,72 @@ def _pairs(irreps1: Irreps, irreps2: Irreps, keep, irrep_normalization: str) -> 
 
 
 def _pair_product(x1c: Array, x2c: Array, tensor: np.ndarray) -> Array:
-    """``(..., u, i) x (..., v, j) x (i, j, K) -> (..., u, v, K)`` in two dense contractions."""
-    t = jnp.asarray(tensor, dtype=x1c.dtype)
-    y = jnp.einsum("...vj,ijk->...vik", x2c, t)
-    return jnp.einsum("...ui,...vik->...uvk", x1c, y)
+    """``(..., u, i) x (..., v, j) x (i, j, K) -> (..., u, v, K)``: the outer product of the
+    two inputs (elementwise) then one dense GEMM ``(rows, i j) @ (i j, K)`` against the
+    stacked path tensor (its backward is one GEMM with the transpose and two reductions)."""
+    i, j, k = tensor.shape
+    u, v = x1c.shape[-2], x2c.shape[-2]
+    lead = x1c.shape[:-2]
+    outer = x1c[..., :, None, :, None] * x2c[..., None, :, None, :]  # (..., u, v, i, j)
+    outer = outer.reshape(lead + (u, v, i * j))
+    t = jnp.asarray(tensor.reshape(i * j, k), dtype=x1c.dtype)
+    return jnp.matmul(outer, t)
 
 
-def _order(entries: list[tuple[int, Irrep, np.ndarray]]) -> tuple[Irreps, np.ndarray]:
-    """Stable sort of (mul, ir, source indices) entries by irrep, merged equal neighbours."""
+def _order(entries: list[tuple[int, Irrep, tuple]]) -> tuple[Irreps, tuple]:
+    """Stable sort of (mul, ir, source) entries by irrep, merged equal neighbours; ``source``
+    is ``(pair, offset, dim)``: the components ``offset:offset + dim`` of that pair's
+    product."""
     order = sorted(range(len(entries)), key=lambda n: (entries[n][1]._key(), n))
     irreps = Irreps([(entries[n][0], entries[n][1]) for n in order]).simplify()
-    index = np.concatenate([entries[n][2] for n in order]) if order else np.zeros(0, dtype=np.int64)
-    return irreps, index.astype(np.int32)
+    return irreps, tuple(entries[n][2] for n in order)
 
 
-def _gather(flat: Array, index: np.ndarray) -> Array:
-    if index.size == flat.shape[-1] and np.array_equal(index, np.arange(index.size)):
-        return flat
-    return jnp.take(flat, jnp.asarray(index), axis=-1)
+def _assemble(
+    prods: list[Array], sources: tuple, lead: tuple[int, ...], dtype, n_mid: int
+) -> Array:
+    """Concatenate static slices of the pair products in output order.
+
+    The custom VJP splits the output cotangent back into each pair's product by slices and one
+    concatenation per pair (every component of a pair's product feeds exactly one output
+    slice), instead of the default transpose (a zero pad of the whole product per slice,
+    summed), which dominated the backward pass."""
+    if not sources:
+        return jnp.zeros(lead + (0,), dtype)
+    shapes = [p.shape for p in prods]
+
+    def forward(*ps):
+        parts = [
+            ps[n][..., off : off + dim].reshape(ps[n].shape[: -1 - n_mid] + (-1,))
+            for n, off, dim in sources
+        ]
+        return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
+
+    @jax.custom_vjp
+    def assemble(*ps):
+        return forward(*ps)
+
+    def fwd(*ps):
+        return forward(*ps), None
+
+    def bwd(_, g):
+        pieces = [[] for _ in prods]
+        start = 0
+        for n, off, dim in sources:
+            mid = tuple(shapes[n][-1 - n_mid : -1])
+            size = int(np.prod(mid)) * dim
+            pieces[n].append(
+                (off, g[..., start : start + size].reshape(g.shape[:-1] + mid + (dim,)))
+            )
+            start += size
+        grads = []
+        for n in range(len(prods)):
+            chunk = [a for _, a in sorted(pieces[n], key=lambda t: t[0])]
+            grads.append(chunk[0] if len(chunk) == 1 else jnp.concatenate(chunk, axis=-1))
+        return tuple(grads)
+
+    assemble.defvjp(fwd, bwd)
+    return assemble(*prods)
 
 
 def _concat_flat(parts: list[Array], lead: tuple[int, ...], dtype) -> Array:
@@ -180,19 +229,13 @@ def _concat_flat(parts: list[Array], lead: tuple[int, ...], dtype) -> Array:
 @functools.cache
 def _full_plan(irreps1: Irreps, irreps2: Irreps, keep, irrep_normalization: str):
     pairs = _pairs(irreps1, irreps2, keep, irrep_normalization)
-    entries, start = [], 0
-    for pair in pairs:
+    entries = []
+    for n, pair in enumerate(pairs):
         mul1, mul2 = irreps1[pair.a].mul, irreps2[pair.b].mul
-        k_total = pair.tensor.shape[-1]
         for ir, off in zip(pair.outs, pair.offsets):
-            u, v, m = np.meshgrid(
-                np.arange(mul1), np.arange(mul2), np.arange(ir.dim), indexing="ij"
-            )
-            src = start + (u * mul2 + v) * k_total + off + m
-            entries.append((mul1 * mul2, ir, src.reshape(-1)))
-        start += mul1 * mul2 * k_total
-    irreps_out, index = _order(entries)
-    return pairs, irreps_out, index
+            entries.append((mul1 * mul2, ir, (n, off, ir.dim)))
+    irreps_out, sources = _order(entries)
+    return pairs, irreps_out, sources
 
 
 def full_tensor_product(
@@ -255,15 +298,14 @@ def full_tensor_product(
     dtype = jnp.result_type(x1.dtype, x2.dtype)
     x1 = x1.regroup()
     x2 = x2.regroup()
-    pairs, irreps_out, index = _full_plan(x1.irreps, x2.irreps, keep, irrep_normalization)
+    pairs, irreps_out, sources = _full_plan(x1.irreps, x2.irreps, keep, irrep_normalization)
     c1, c2 = x1.chunks, x2.chunks
     parts = []
     for pair in pairs:
         a = jnp.broadcast_to(c1[pair.a], lead + c1[pair.a].shape[-2:]).astype(dtype)
         b = jnp.broadcast_to(c2[pair.b], lead + c2[pair.b].shape[-2:]).astype(dtype)
-        parts.append(_pair_product(a, b, pair.tensor))
-    flat = _concat_flat(parts, lead, dtype)
-    return IrrepsArray._unchecked(irreps_out, _gather(flat, index))
+        parts.append(_pair_product(a, b, pair.tensor))  # (..., u, v, K)
+    return IrrepsArray._unchecked(irreps_out, _assemble(parts, sources, lead, dtype, 2))
 
 
 # -- channelwise ("uvu") tensor product --------------------------------------------------------
@@ -282,8 +324,8 @@ def _alpha(fan_ins: list[int], path_normalization: str) -> list[float]:
 @functools.cache
 def _uvu_plan(irreps1: Irreps, irreps2: Irreps, keep, irrep_normalization, path_normalization):
     pairs = _pairs(irreps1, irreps2, keep, irrep_normalization)
-    entries, start, w_start, per_pair = [], 0, 0, []
-    for pair in pairs:
+    entries, w_start, per_pair = [], 0, []
+    for n, pair in enumerate(pairs):
         mul1, mul2 = irreps1[pair.a].mul, irreps2[pair.b].mul
         k_total = pair.tensor.shape[-1]
         n_paths = len(pair.outs)
@@ -292,14 +334,12 @@ def _uvu_plan(irreps1: Irreps, irreps2: Irreps, keep, irrep_normalization, path_
         select = np.zeros((n_paths, k_total))
         for p, (ir, off) in enumerate(zip(pair.outs, pair.offsets)):
             select[p, off : off + ir.dim] = alpha
-            u, m = np.meshgrid(np.arange(mul1), np.arange(ir.dim), indexing="ij")
-            entries.append((mul1, ir, (start + u * k_total + off + m).reshape(-1)))
+            entries.append((mul1, ir, (n, off, ir.dim)))
         select.setflags(write=False)
         per_pair.append((pair, select, w_start, n_paths * mul1 * mul2))
-        start += mul1 * k_total
         w_start += n_paths * mul1 * mul2
-    irreps_out, index = _order(entries)
-    return per_pair, irreps_out, index, w_start
+    irreps_out, sources = _order(entries)
+    return per_pair, irreps_out, sources, w_start
 
 
 def channelwise_tensor_product_irreps(
@@ -419,7 +459,7 @@ def channelwise_tensor_product(
     keep = _filter_key(fn, filter_ir_out)
     lead = _check_same_lead(fn, x1, x2)
     x1, x2 = x1.regroup(), x2.regroup()
-    per_pair, irreps_out, index, n_w = _uvu_plan(
+    per_pair, irreps_out, sources, n_w = _uvu_plan(
         x1.irreps, x2.irreps, keep, irrep_normalization, path_normalization
     )
     dtype = jnp.result_type(x1.dtype, x2.dtype)
@@ -435,8 +475,7 @@ def channelwise_tensor_product(
         wp = w[..., w0 : w0 + nw].reshape(w.shape[:-1] + (len(pair.outs), mul1, mul2))
         wk = jnp.einsum("...puv,pk->...uvk", wp, jnp.asarray(select, dtype))
         parts.append(jnp.sum(t * wk, axis=-2))  # (..., u, K)
-    flat = _concat_flat(parts, lead, dtype)
-    return IrrepsArray._unchecked(irreps_out, _gather(flat, index))
+    return IrrepsArray._unchecked(irreps_out, _assemble(parts, sources, lead, dtype, 1))
 
 
 def init_channelwise_tensor_product(

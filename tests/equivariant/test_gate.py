@@ -50,7 +50,10 @@ def test_gate_matches_e3nn_jax():
     np.testing.assert_allclose(np.asarray(got.array), np.asarray(ref.array), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("dtype,rtol", [(jnp.float32, 1e-5), (jnp.float64, 1e-10)])
+@pytest.mark.parametrize(
+    "dtype,rtol",
+    [(jnp.float32, 1e-5), pytest.param(jnp.float64, 1e-10, marks=pytest.mark.slow)],
+)
 def test_equivariant_jit_vmap_grad(dtype, rtol):
     with jax.enable_x64(dtype == jnp.float64):
         x = IrrepsArray(IRREPS, jnp.asarray(_x(np.float64), dtype))

@@ -66,7 +66,10 @@ def test_per_sample_weights_broadcast():
     np.testing.assert_allclose(np.asarray(batched), np.stack(rows), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("dtype,rtol", [(jnp.float32, 1e-5), (jnp.float64, 1e-10)])
+@pytest.mark.parametrize(
+    "dtype,rtol",
+    [(jnp.float32, 1e-5), pytest.param(jnp.float64, 1e-10, marks=pytest.mark.slow)],
+)
 def test_equivariant_jit_vmap_grad(dtype, rtol):
     with jax.enable_x64(dtype == jnp.float64):
         w = init_irreps_linear(jax.random.key(0), IN, OUT, dtype=dtype)

@@ -94,7 +94,10 @@ def test_layer_matches_per_edge_loop_float64():
     )
 
 
-@pytest.mark.parametrize("dtype,rtol", [(jnp.float32, 1e-5), (jnp.float64, 1e-10)])
+@pytest.mark.parametrize(
+    "dtype,rtol",
+    [(jnp.float32, 1e-5), pytest.param(jnp.float64, 1e-10, marks=pytest.mark.slow)],
+)
 def test_layer_equivariant_e3_permutations(dtype, rtol):
     s, r, x, h = _graph(seed=2)
     with jax.enable_x64(dtype == jnp.float64):
@@ -127,6 +130,7 @@ def test_layer_equivariant_e3_permutations(dtype, rtol):
         )
 
 
+@pytest.mark.slow
 def test_four_layer_model_equivariant_float32():
     hidden = "4x0e + 2x0o + 2x1o + 2x1e + 1x2e"
     cfgs = [

@@ -20,7 +20,10 @@ def _sh(x):
     return spherical_harmonics([0, 1, 2, 3], x, normalize=False)
 
 
-@pytest.mark.parametrize("dtype,rtol", [(jnp.float32, 1e-5), (jnp.float64, 1e-10)])
+@pytest.mark.parametrize(
+    "dtype,rtol",
+    [(jnp.float32, 1e-5), pytest.param(jnp.float64, 1e-10, marks=pytest.mark.slow)],
+)
 def test_spherical_harmonics_of_positions(dtype, rtol):
     with jax.enable_x64(dtype == jnp.float64):
         x = jnp.asarray(np.random.default_rng(0).standard_normal((5, 3)), dtype)

@@ -113,6 +113,7 @@ def test_full_matches_numpy_reference_float64(i1, i2, norm):
         )
 
 
+@pytest.mark.slow  # ~10 s: e3nn-jax traces one einsum per path
 def test_full_matches_e3nn_jax_float32():
     e3nn = pytest.importorskip("e3nn_jax")
     for i1, i2 in CASES:

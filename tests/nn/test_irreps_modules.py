@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from flax import nnx
 
 from geomjax.equivariant import (
@@ -92,6 +93,7 @@ def test_spherical_harmonics_embedding():
     assert err <= 1e-5
 
 
+@pytest.mark.slow  # ~8 s: compiles the layer, its E3 check and an Adam step
 def test_steerable_module_core_equivariance_and_training_step():
     layer = SteerableMessagePassing(
         "2x0e", "2x0e + 1x1o", lmax_sh=1, num_basis=4, cutoff=3.0, rngs=nnx.Rngs(0)

@@ -1,5 +1,7 @@
 """Equivariant building blocks: graph segment ops, EGNN, Deep Sets, frame averaging, canonicalization;
-irreps of O(3), irreps arrays, spherical harmonics, Clebsch-Gordan coefficients and Wigner-D matrices.
+irreps of O(3), irreps arrays, spherical harmonics, Clebsch-Gordan coefficients and Wigner-D matrices;
+tensor products (full, channelwise, fully connected), irreps linear maps, gate and norm activations,
+and a steerable message-passing layer.
 
 Float32 accuracy on GPUs. NVIDIA GPUs run float32 matrix products as TF32 by default (10 mantissa
 bits, relative rounding about 1e-3). Every product with coordinates, frames or rotations in this

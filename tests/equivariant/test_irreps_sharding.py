@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, shard
+from _multidevice import MULTIDEVICE, N_DEVICES, data_mesh, gather, shard
 from jax.sharding import PartitionSpec as P
 
 from geomjax.equivariant import IrrepsArray, concatenate, spherical_harmonics
@@ -60,12 +60,10 @@ def test_irreps_array_sharded_equals_single_device(mesh, x64):
     # multiply-adds may differ): the harmonics' round-off, 2 (l + 1) roundings for l <= 3
     scale = float(jnp.max(jnp.abs(single.array)))
     tol_rows = rounding_tolerance(jnp.float64, n_ops=8, growth="linear") * scale
-    np.testing.assert_allclose(
-        np.asarray(feats.array), np.asarray(single.array), rtol=0, atol=tol_rows
-    )
+    np.testing.assert_allclose(gather(feats.array), np.asarray(single.array), rtol=0, atol=tol_rows)
     # a sum over 32 points in another order (8 partial sums, then psum)
     tol = rounding_tolerance(jnp.float64, n_ops=n) * float(jnp.sum(jnp.abs(single.array)))
-    np.testing.assert_allclose(np.asarray(total.array), np.asarray(single_sum), rtol=0, atol=tol)
+    np.testing.assert_allclose(gather(total.array), np.asarray(single_sum), rtol=0, atol=tol)
 
 
 def test_irreps_array_as_shard_map_input(mesh):
@@ -83,8 +81,9 @@ def test_irreps_array_as_shard_map_input(mesh):
     fn = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=P("data"), out_specs=(P(), P("data"))))
     value, grad = fn(shard(mesh, x))
     assert isinstance(grad, IrrepsArray) and grad.irreps == x.irreps
-    np.testing.assert_array_equal(np.asarray(grad.array[:, :2]), 0.0)
-    np.testing.assert_allclose(np.asarray(grad.array[:, 2:]), 2 * np.asarray(x.array[:, 2:]))
+    g = gather(grad.array)  # sharded over the devices of every process
+    np.testing.assert_array_equal(g[:, :2], 0.0)
+    np.testing.assert_allclose(g[:, 2:], 2 * np.asarray(x.array[:, 2:]))
     # 16 x 3 squares summed in another order: float32 round-off of 48 positive terms
     want = float(np.sum(np.asarray(x.array[:, 2:], np.float64) ** 2))
-    assert abs(float(value) - want) <= rounding_tolerance(jnp.float32, n_ops=48) * want
+    assert abs(float(gather(value)) - want) <= rounding_tolerance(jnp.float32, n_ops=48) * want

@@ -20,9 +20,7 @@ pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 #: Multidevice test files that still read sharded outputs with ``np.asarray`` (not addressable
 #: from one process when the suite runs as two): left out of this run until they read them with
 #: ``_multidevice.gather``. Each entry must name an existing file, so the list cannot rot.
-NOT_YET_GATHERED = {
-    "tests/equivariant/test_irreps_sharding.py": "np.asarray / assert_allclose on P('data') outputs",
-}
+NOT_YET_GATHERED: dict[str, str] = {}
 
 
 def test_multidevice_suite_as_two_processes():

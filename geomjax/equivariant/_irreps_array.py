@@ -45,6 +45,18 @@ def _float_array(fn: str, name: str, x) -> Array:
     return arr
 
 
+def _check_weights(fn: str, weights, n_w: int, hint: str) -> Array:
+    """A real floating weight array of shape ``(..., n_w)`` (``hint`` says what the weights are)."""
+    w = jnp.asarray(weights)
+    if not jnp.issubdtype(w.dtype, jnp.floating):
+        raise TypeError(f"{fn}: argument `weights` must be real floating; got {w.dtype}")
+    if w.ndim < 1 or w.shape[-1] != n_w:
+        raise ValueError(
+            f"{fn}: argument `weights` must have shape (..., {n_w}) ({hint}); got shape {w.shape}"
+        )
+    return w
+
+
 def _leading_shape(fn: str, leading_shape) -> tuple[int, ...]:
     if isinstance(leading_shape, numbers.Integral) and not isinstance(leading_shape, bool):
         leading_shape = (leading_shape,)

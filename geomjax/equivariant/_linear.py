@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike, check_key
 from geomjax.equivariant._irreps import Irreps
-from geomjax.equivariant._irreps_array import IrrepsArray
+from geomjax.equivariant._irreps_array import IrrepsArray, _check_weights
 
 __all__ = ["init_irreps_linear", "irreps_linear", "irreps_linear_num_weights"]
 
@@ -104,14 +104,7 @@ def irreps_linear(x: IrrepsArray, weights: ArrayLike, irreps_out) -> IrrepsArray
         raise TypeError(f"{fn}: argument `x` must be an IrrepsArray; got {type(x).__name__}")
     irreps_out = _as_irreps(fn, "irreps_out", irreps_out)
     plan, n_w = _linear_plan(x.irreps, irreps_out)
-    w = jnp.asarray(weights)
-    if not jnp.issubdtype(w.dtype, jnp.floating):
-        raise TypeError(f"{fn}: argument `weights` must be real floating; got {w.dtype}")
-    if w.ndim < 1 or w.shape[-1] != n_w:
-        raise ValueError(
-            f"{fn}: argument `weights` must have shape (..., {n_w}) for {x.irreps!r} -> "
-            f"{irreps_out!r}; got shape {w.shape}"
-        )
+    w = _check_weights(fn, weights, n_w, f"for {x.irreps!r} -> {irreps_out!r}")
     dtype = jnp.result_type(x.dtype, w.dtype)
     try:
         lead = tuple(jnp.broadcast_shapes(x.shape[:-1], w.shape[:-1]))

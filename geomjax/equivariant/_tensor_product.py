@@ -45,7 +45,7 @@ import numpy as np
 from geomjax._core import Array, ArrayLike, check_key, check_option
 from geomjax.equivariant._clebsch_gordan import clebsch_gordan
 from geomjax.equivariant._irreps import Irrep, Irreps
-from geomjax.equivariant._irreps_array import IrrepsArray
+from geomjax.equivariant._irreps_array import IrrepsArray, _check_weights
 
 __all__ = [
     "channelwise_tensor_product",
@@ -374,14 +374,7 @@ def _weights_flat(fn: str, weights, n_w: int, lead: tuple[int, ...], dtype) -> A
             raise ValueError(f"{fn}: argument `weights` must not be an empty list")
         shp = jnp.broadcast_shapes(*[p.shape[:-1] for p in parts])
         weights = jnp.concatenate([jnp.broadcast_to(p, shp + p.shape[-1:]) for p in parts], -1)
-    w = jnp.asarray(weights)
-    if not jnp.issubdtype(w.dtype, jnp.floating):
-        raise TypeError(f"{fn}: argument `weights` must be real floating; got {w.dtype}")
-    if w.ndim < 1 or w.shape[-1] != n_w:
-        raise ValueError(
-            f"{fn}: argument `weights` must have shape (..., {n_w}) (one weight per path and "
-            f"channel pair); got shape {w.shape}"
-        )
+    w = _check_weights(fn, weights, n_w, "one weight per path and channel pair")
     try:
         jnp.broadcast_shapes(w.shape[:-1], lead)
     except ValueError as err:

@@ -165,6 +165,56 @@ def test_channelwise_matches_numpy_reference_float64(i1, i2):
     np.testing.assert_allclose(np.asarray(got_list.array), np.asarray(got.array), rtol=0, atol=0)
 
 
+def _jacobian_columns(fn, x):
+    """Columns ``fn(e_i)`` of a linear map given by a NumPy reference."""
+    eye = np.eye(x.shape[-1])
+    return np.stack([fn(e) for e in eye], axis=-1)  # (out, in)
+
+
+def test_derivatives_match_numpy_reference_float64():
+    """Reverse mode (grad) and forward mode (jvp) of the full and channelwise products against
+    the Jacobians of the path-by-path NumPy references. The products are bilinear, so the
+    Jacobian in ``x1`` has columns ``ref(e_i, x2)`` (and likewise in ``x2`` and the weights).
+    Tolerance as for the values: 1e-12 times the Jacobian's scale."""
+    i1, i2 = "3x1o + 2x0e + 1x2e + 1o", "0e + 1o + 2e + 3o"
+    a, b = _rand(i1, (), 0), _rand(i2, (), 1)
+    g = np.random.default_rng(3).standard_normal(ref_full(i1, i2, a, b)[1].shape)
+    j1 = _jacobian_columns(lambda e: ref_full(i1, i2, e, b)[1], a)
+    j2 = _jacobian_columns(lambda e: ref_full(i1, i2, a, e)[1], b)
+    ta, tb = _rand(i1, (), 4), _rand(i2, (), 5)
+    iu1, iu2 = "4x0e + 3x1o + 2x2e", "0e + 1o + 2e"
+    _, n_w = channelwise_tensor_product_irreps(iu1, iu2)
+    ua, ub = _rand(iu1, (), 6), _rand(iu2, (), 7)
+    w = np.random.default_rng(8).standard_normal(n_w)
+    jw = _jacobian_columns(lambda e: ref_uvu(iu1, iu2, ua, ub, e)[1], w)
+    ju = _jacobian_columns(lambda e: ref_uvu(iu1, iu2, e, ub, w)[1], ua)
+    gu = np.random.default_rng(9).standard_normal(jw.shape[0])
+    with jax.enable_x64(True):
+
+        @jax.jit
+        def full(x, y):
+            return full_tensor_product(IrrepsArray(i1, x), IrrepsArray(i2, y)).array
+
+        @jax.jit
+        def uvu(x, y, v):
+            return channelwise_tensor_product(IrrepsArray(iu1, x), IrrepsArray(iu2, y), v).array
+
+        d1, d2 = jax.vjp(full, a, b)[1](jnp.asarray(g))
+        _, tangent = jax.jvp(full, (a, b), (ta, tb))
+        du, _, dw = jax.vjp(uvu, ua, ub, w)[1](jnp.asarray(gu))
+        _, tangent_u = jax.jvp(lambda v: uvu(ua, ub, v), (w,), (w,))
+    checks = [
+        (d1, j1.T @ g),
+        (d2, j2.T @ g),
+        (tangent, j1 @ ta + j2 @ tb),
+        (du, ju.T @ gu),
+        (dw, jw.T @ gu),
+        (tangent_u, jw @ w),
+    ]
+    for got, want in checks:
+        np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
 def ref_uvw(i1, i2, io, x1, x2, w, path_norm="element"):
     r1, r2, ro = Irreps(i1), Irreps(i2), Irreps(io)
     lead = x1.shape[:-1]

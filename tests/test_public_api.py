@@ -155,6 +155,8 @@ PUBLIC = {
         "gram_schmidt_frame",
         "canonicalize",
         "canonicalized_apply",
+        "gaunt_coefficients",
+        "gaunt_tensor_product",
     },
     "geomjax.distributed": {
         "gather",

@@ -1,7 +1,7 @@
 """Equivariant building blocks: graph segment ops, EGNN, Deep Sets, frame averaging, canonicalization;
 irreps of O(3), irreps arrays, spherical harmonics, Clebsch-Gordan coefficients and Wigner-D matrices;
-tensor products (full, channelwise, fully connected), irreps linear maps, gate and norm activations,
-and a steerable message-passing layer.
+tensor products (full, channelwise, fully connected; Gaunt products on an exact sphere grid), irreps
+linear maps, gate and norm activations, and a steerable message-passing layer.
 
 Float32 accuracy on GPUs. NVIDIA GPUs run float32 matrix products as TF32 by default (10 mantissa
 bits, relative rounding about 1e-3). Every product with coordinates, frames or rotations in this
@@ -44,6 +44,7 @@ from geomjax.equivariant._frame_averaging import (
     pca_frames,
 )
 from geomjax.equivariant._gate import gate, gate_irreps_in, norm_activation, soft_odd
+from geomjax.equivariant._gaunt import gaunt_coefficients, gaunt_tensor_product
 from geomjax.equivariant._graph import (
     GraphBatch,
     batch_graphs,
@@ -106,6 +107,8 @@ __all__ = [
     "fully_connected_tensor_product",
     "fully_connected_tensor_product_num_weights",
     "gate",
+    "gaunt_coefficients",
+    "gaunt_tensor_product",
     "gate_irreps_in",
     "gram_schmidt_frame",
     "init_canonicalizer",

@@ -62,6 +62,8 @@ COVERED = {
         "fully_connected_tensor_product_num_weights",
         "gate",
         "gate_irreps_in",
+        "gaunt_coefficients",
+        "gaunt_tensor_product",
         "gram_schmidt_frame",
         "init_canonicalizer",
         "init_channelwise_tensor_product",
@@ -1766,6 +1768,50 @@ def test_irreps_arguments_named(bad):
 @pytest.mark.parametrize("bad_key", BAD_KEYS)
 def test_irreps_inits_need_one_key(init, bad_key):
     expect_named_error(init, bad_key, name="key", jit=False)
+
+
+@pytest.mark.parametrize("which", ["x1", "x2"])
+@pytest.mark.parametrize("bad", [np.ones((2, 5), np.float32), "1o", None])
+def test_gaunt_tensor_product_needs_irreps_arrays(which, bad):
+    args = {"x1": _X1, "x2": _X2}
+    args[which] = bad
+    expect_named_error(E.gaunt_tensor_product, args["x1"], args["x2"], name=which, jit=False)
+
+
+@pytest.mark.parametrize(
+    "option,value",
+    [(o, v) for o in ("normalization", "method") for v in ("", "bogus", "Component", None)]
+    + [("odd_paths", v) for v in ("", "CG", "vector", 1)]
+    + [("lmax_out", v) for v in (-1, 1.5, True, "2")]
+    + [("resolution", v) for v in ((1, 1), (3,), (0, 9), (3.0, 9), "3x9", (True, 9), 2)]
+    + [("filter_ir_out", v) for v in ("nonsense", "1x", ["1o", "zz"], 3.5)],
+)
+def test_gaunt_tensor_product_bad_options(option, value):
+    expect_named_error(E.gaunt_tensor_product, _X1, _X2, name=option, jit=False, **{option: value})
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, None, "2", np.nan])
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_gaunt_coefficients_bad_degrees(value, which):
+    args = [1, 1, 2]
+    args[which] = value
+    expect_named_error(E.gaunt_coefficients, *args, name=("l1", "l2", "l3")[which], jit=False)
+
+
+def test_gaunt_tensor_product_nan_in_nan_out_zero_finite_empty():
+    """NaN inputs give NaN outputs; zero inputs finite values and gradients (both variants,
+    both methods); inputs with no path give an empty output."""
+    with jax.debug_nans(False):
+        bad = E.IrrepsArray(_X1.irreps, np.full((2, 5), np.nan, np.float32))
+        assert np.isnan(np.asarray(E.gaunt_tensor_product(bad, _X2).array)).all()
+    zero = E.IrrepsArray(_X1.irreps, np.zeros((2, 5), np.float32))
+    for kw in ({}, {"odd_paths": "cg"}, {"method": "dense"}):
+        g = jax.grad(lambda a, kw=kw: jnp.sum(E.gaunt_tensor_product(a, _X2, **kw).array ** 2))(
+            zero
+        )
+        assert leaves_finite(g), kw
+    out = E.gaunt_tensor_product(_X1, _X2, filter_ir_out="3e")
+    assert out.shape == (2, 0)
 
 
 def test_irreps_ops_nan_in_nan_out_and_zero_inputs_finite():

@@ -64,8 +64,10 @@ with :math:`A` the harmonics (times :math:`c_l`) on the :math:`n_\theta n_\varph
 and :math:`B` the harmonics times the quadrature weights (divided by :math:`c_{l_3}`), NumPy
 float64 constants built once per configuration (``functools.cache``) and never traced: three
 matrix products and one elementwise product, :math:`O(L^2 \cdot L^2)` per channel against
-:math:`O(L^6)` for the dense sum over paths. (A real FFT along the longitudes instead of the
-dense :math:`\varphi` part measured slower on the CPU at every :math:`L \le 8`; see
+:math:`O(L^6)` for the dense sum over paths. (Separable alternatives
+measured slower on the CPU: the per-:math:`m` Legendre sums followed by a longitude DFT as a
+matrix product took 1.3-2.5x the time of the dense grid matrices at :math:`L \le 6`, and
+e3nn-jax's own recipe on the same grid is slower with its FFT than without; see
 ``benchmarks/bench_fast_tp.py``.) ``method="dense"`` sums the stacked coefficient tensor
 directly (one contraction per pair of twist classes), the reference structure for small
 :math:`L`.

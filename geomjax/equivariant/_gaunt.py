@@ -34,7 +34,24 @@ fixed weight per path, and only the paths with :math:`l_1 + l_2 + l_3` even, so 
 antisymmetric path (no cross product ``1o x 1o -> 1e``) and no way to tell a shape from its
 mirror image. ``odd_paths="cg"`` adds the Clebsch-Gordan paths with :math:`l_1 + l_2 + l_3`
 odd (component-normalized, :math:`\sqrt{2l_3+1}\, C`, as
-:func:`~geomjax.equivariant.full_tensor_product`), which restores them.
+:func:`~geomjax.equivariant.full_tensor_product`), which restores them, at the cost of a
+dense evaluation of those paths. ``odd_paths="grid"`` restores them on the same grid instead,
+with the *Poisson bracket* of the two functions (a vector-Gaunt product: the product of
+their tangential gradients),
+
+.. math::
+
+    \{f_1, f_2\}(\hat u) = \hat u \cdot \big(\nabla f_1(\hat u) \times \nabla f_2(\hat u)\big),
+
+a pseudo-function band-limited to :math:`L_1 + L_2 - 1` (:math:`\{x, y\} = z`: the cross
+product). Its coefficients on :math:`Y_{l_3}` are nonzero exactly for the paths with
+:math:`l_1 + l_2 + l_3` odd (by Wigner-Eckart each is a nonzero multiple of the CG path:
+checked for all :math:`l \le 4`), so both completions have the same paths with different
+constants (``1o x 1o -> 1e``: :math:`\sqrt3\, a \times b` for the bracket,
+:math:`a \times b / \sqrt2` for CG, component normalization). The gradients of the harmonics
+on the grid are one more set of NumPy constants (three matrix products per input instead of
+one); the grid bound is unchanged (the bracket's integrand has degree
+:math:`L_1 + L_2 + L_3 - 1`).
 
 **Parity.** An input irrep :math:`(l, p)` has *twist* :math:`s = p\,(-1)^l` (``1o``, ``2e``:
 :math:`s = +1`, ordinary functions; ``1e``, ``0o``: :math:`s = -1`, pseudo-functions). A Gaunt
@@ -107,7 +124,7 @@ from geomjax._core import Array, check_option
 from geomjax.equivariant._clebsch_gordan import _check_degree, clebsch_gordan
 from geomjax.equivariant._irreps import Irrep, Irreps
 from geomjax.equivariant._irreps_array import IrrepsArray
-from geomjax.equivariant._spherical_harmonics import _sh_numpy
+from geomjax.equivariant._spherical_harmonics import _recursion_matrix, _sh_numpy
 from geomjax.equivariant._tensor_product import (
     _check_irreps_array,
     _check_same_lead,
@@ -118,7 +135,7 @@ __all__ = ["gaunt_coefficients", "gaunt_tensor_product"]
 
 _NORMALIZATIONS = ("component", "norm", "integral")
 _METHODS = ("grid", "dense")
-_ODD_PATHS = (None, "cg")
+_ODD_PATHS = (None, "cg", "grid")
 _TWISTS = (1, -1)
 
 
@@ -271,8 +288,11 @@ class _Plan(NamedTuple):
     a1: dict  # twist -> (n1, G) matrices (grid) ...
     a2: dict
     b3: dict  # twist -> (G, n3)
+    d1: dict  # twist -> (n1, 3 G) gradients on the grid (odd_paths="grid")
+    r2: dict  # twist -> (n2, 3 G) u x gradient on the grid (odd_paths="grid")
+    b3_odd: dict  # twist -> (G, n3odd) (odd_paths="grid")
     dense: dict  # (s1, s2) -> (n1, n2, n3) Gaunt tensor (dense) ...
-    odd: dict  # (s1, s2) -> (n1, n2, n3odd) CG tensor of the odd paths
+    odd: dict  # (s1, s2) -> (n1, n2, n3odd) tensor of the odd paths (CG; bracket if dense)
 
 
 def _eff(m1: int, m2: int, c1: int, c2: int) -> int:
@@ -351,11 +371,12 @@ def _plan(irreps1, irreps2, keep, lmax_out, normalization, method, resolution, o
 
     l1max = max(irreps1.ls, default=0)
     l2max = max(irreps2.ls, default=0)
-    l3max = max([l for s in _TWISTS for l in ls3[s]], default=0)
-    a1, a2, b3, dense, odd = {}, {}, {}, {}, {}
+    grid_odd = odd_paths == "grid" and method == "grid"
+    l3s = [l for s in _TWISTS for l in ls3[s] + (ls3_odd[s] if grid_odd else ())]
+    l3max = max(l3s, default=0)
+    a1, a2, b3, d1, r2, b3_odd, dense, odd = {}, {}, {}, {}, {}, {}, {}, {}
     res = None
-    has_gaunt = any(ls3[s] for s in _TWISTS)
-    if method == "grid" and has_gaunt:
+    if method == "grid" and l3s:
         bound = _exact_resolution(l1max, l2max, l3max)
         res = bound if resolution is None else resolution
         if res[0] < bound[0] or res[1] < bound[1]:
@@ -375,10 +396,26 @@ def _plan(irreps1, irreps2, keep, lmax_out, normalization, method, resolution, o
                     m.setflags(write=False)
                     target[s] = m
         for s in _TWISTS:
-            if ls3[s]:
-                m = np.concatenate([w[:, None] * y[l] / _c(l, normalization) for l in ls3[s]], -1)
-                m.setflags(write=False)
-                b3[s] = m
+            for ls, target in ((ls3[s], b3), (ls3_odd[s] if grid_odd else (), b3_odd)):
+                if ls:
+                    m = np.concatenate([w[:, None] * y[l] / _c(l, normalization) for l in ls], -1)
+                    m.setflags(write=False)
+                    target[s] = m
+        if grid_odd:
+            grads = _sh_grad_numpy(ymax, xyz)  # {l: (G, 3, 2l + 1)}, orthonormal harmonics
+            for side, target, rotate in ((side1, d1, False), (side2, r2, True)):
+                for s in _TWISTS:
+                    if not side.ls[s]:
+                        continue
+                    blocks = []
+                    for l in side.ls[s]:
+                        g = _c(l, normalization) * grads[l]
+                        if rotate:  # u x grad
+                            g = np.cross(xyz[:, :, None], g, axis=1)
+                        blocks.append(g.transpose(2, 1, 0).reshape(2 * l + 1, -1))  # (i, 3 G)
+                    m = np.concatenate(blocks, 0)
+                    m.setflags(write=False)
+                    target[s] = m
     for s1 in _TWISTS:
         for s2 in _TWISTS:
             n1, n2 = side1.ls[s1], side2.ls[s2]
@@ -389,18 +426,88 @@ def _plan(irreps1, irreps2, keep, lmax_out, normalization, method, resolution, o
                 t = _stack(n1, n2, ls3[s3], lambda a, b, c: _gaunt_scaled(a, b, c, normalization))
                 if np.any(t):
                     dense[(s1, s2)] = t
-            if ls3_odd[-s3]:
-                t = _stack(n1, n2, ls3_odd[-s3], _cg_odd)
+            if ls3_odd[-s3] and not grid_odd:
+                if odd_paths == "cg":
+                    t = _stack(n1, n2, ls3_odd[-s3], _cg_odd)
+                else:
+                    t = _stack(
+                        n1,
+                        n2,
+                        ls3_odd[-s3],
+                        lambda a, b, c: _bracket_scaled(a, b, c, normalization),
+                    )
                 if np.any(t):
                     odd[(s1, s2)] = t
     return _Plan(
-        side1, side2, channels, irreps_out, tuple(outs), ls3, ls3_odd, res, a1, a2, b3, dense, odd
+        side1,
+        side2,
+        channels,
+        irreps_out,
+        tuple(outs),
+        ls3,
+        ls3_odd,
+        res,
+        a1,
+        a2,
+        b3,
+        d1,
+        r2,
+        b3_odd,
+        dense,
+        odd,
     )
 
 
 def _gaunt_scaled(l1: int, l2: int, l3: int, normalization: str) -> np.ndarray:
     c = _c(l1, normalization) * _c(l2, normalization) / _c(l3, normalization)
     return c * _gaunt(l1, l2, l3)
+
+
+def _sh_grad_numpy(lmax: int, xyz: np.ndarray) -> dict:
+    r"""Cartesian gradients of the orthonormal harmonics' polynomial extensions
+    :math:`r^l Y_l`, ``{l: (..., 3, 2l + 1)}`` (float64), by differentiating the recursion of
+    ``_sh_numpy``: :math:`\partial_k Y_{l+1} = ((\partial_k Y_l) \otimes r + Y_l \otimes
+    e_k) M_l`."""
+    xyz = np.asarray(xyz, np.float64)
+    lead = xyz.shape[:-1]
+    ys = {0: np.ones(lead + (1,))}
+    ds = {0: np.zeros(lead + (3, 1))}
+    eye = np.eye(3)
+    for l in range(lmax):
+        m = _recursion_matrix(l)
+        ys[l + 1] = (ys[l][..., :, None] * xyz[..., None, :]).reshape(lead + (-1,)) @ m
+        d = (ds[l][..., :, :, None] * xyz[..., None, None, :]) + (
+            ys[l][..., None, :, None] * eye[:, None, :]
+        )
+        ds[l + 1] = d.reshape(lead + (3, -1)) @ m
+    c = 1.0 / math.sqrt(4.0 * math.pi)
+    return {l: c * d for l, d in ds.items()}
+
+
+@functools.cache
+def _bracket(l1: int, l2: int, l3: int) -> np.ndarray:
+    r""":math:`\int_{S^2} \hat u \cdot (\nabla Y_{l_1 m_1} \times \nabla Y_{l_2 m_2})\,
+    Y_{l_3 m_3}\, d\Omega`, the Poisson-bracket coefficients (orthonormal harmonics), by
+    the exact quadrature; zero unless :math:`l_1 + l_2 + l_3` is odd (and the triangle)."""
+    out = np.zeros((2 * l1 + 1, 2 * l2 + 1, 2 * l3 + 1))
+    s = l1 + l2 + l3
+    if s % 2 == 1 and abs(l1 - l2) <= l3 <= l1 + l2:
+        xyz, w = _grid(*_exact_resolution(l1, l2, l3))
+        y = _sh_numpy(l3, xyz, "integral")[l3]
+        g = _sh_grad_numpy(max(l1, l2), xyz)
+        h = np.einsum(
+            "ga,gaij->gij", xyz, np.cross(g[l1][:, :, :, None], g[l2][:, :, None, :], axis=1)
+        )
+        out = np.einsum("g,gij,gk->ijk", w, h, y)
+        scale = np.max(np.abs(out))
+        out = np.where(np.abs(out) > 1e-13 * scale, out, 0.0)
+    out.setflags(write=False)
+    return out
+
+
+def _bracket_scaled(l1: int, l2: int, l3: int, normalization: str) -> np.ndarray:
+    c = _c(l1, normalization) * _c(l2, normalization) / _c(l3, normalization)
+    return c * _bracket(l1, l2, l3)
 
 
 def _cg_odd(l1: int, l2: int, l3: int) -> np.ndarray:
@@ -440,6 +547,12 @@ def _embed(x: IrrepsArray, side: _Side, s: int, dtype) -> Array:
             )
         parts.append(ch)
     return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
+
+
+def _matmul_3(e: Array, m: np.ndarray, dtype) -> Array:
+    """``(..., C, n) @ (n, 3 G) -> (..., C, 3, G)``."""
+    out = e @ jnp.asarray(m, dtype)
+    return out.reshape(out.shape[:-1] + (3, -1))
 
 
 def _resolution_key(fn: str, resolution):
@@ -484,6 +597,9 @@ def gaunt_tensor_product(
         C^{l_1 l_2 l_3}_{m_1 m_2 m_3}\, x_{1, l_1 m_1}\, x_{2, l_2 m_2}
         \text{ with ``odd_paths="cg"``}\Big),
 
+    or, with ``odd_paths="grid"``, plus the coefficients of the Poisson bracket
+    :math:`\hat u \cdot (\nabla f_1 \times \nabla f_2)` (see the module docstring),
+
     with :math:`G` from :func:`gaunt_coefficients` (paths with :math:`l_1 + l_2 + l_3` even
     only, output parity :math:`p_1 p_2`) and :math:`c_l` the ``normalization`` of the
     harmonics. Paths of each variant, for :math:`|l_1 - l_2| \le l_3 \le l_1 + l_2`:
@@ -494,6 +610,9 @@ def gaunt_tensor_product(
       Clebsch-Gordan coefficients of :func:`~geomjax.equivariant.full_tensor_product`
       (component normalization), evaluated densely: their cost is that of the dense CG
       product restricted to those paths.
+    - ``odd_paths="grid"``: the same paths as ``"cg"``, the odd ones with the Poisson
+      bracket's constants, evaluated on the grid (``method="dense"``: summed from the
+      bracket's coefficient tensor).
 
     Args:
       x1, x2: ``IrrepsArray`` s, shapes ``(..., irreps1.dim)`` and ``(..., irreps2.dim)``,
@@ -511,7 +630,8 @@ def gaunt_tensor_product(
       resolution: ``None`` (the exact grid, :math:`(\lceil (L_1 + L_2 + L_3 + 1)/2 \rceil,
         L_1 + L_2 + L_3 + 1)`) or ``(n_lat, n_lon)`` at least that (a finer grid is exact
         too; a coarser one raises).
-      odd_paths: ``None`` (Gaunt only) or ``"cg"`` (adds the odd CG paths).
+      odd_paths: ``None`` (Gaunt only), ``"cg"`` (adds the odd CG paths) or ``"grid"``
+        (adds them from the Poisson bracket on the grid).
 
     Returns:
       ``IrrepsArray`` of the sorted output irreps (one entry per irrep, multiplicity the
@@ -535,6 +655,8 @@ def gaunt_tensor_product(
       Array([2.], dtype=float32)
       >>> gaunt_tensor_product(x, y, odd_paths="cg").irreps
       1x0e+1x1e+1x2e
+      >>> gaunt_tensor_product(x, y, odd_paths="grid").filter(keep="1e").array.round(4)
+      Array([-5.1962,  0.    ,  1.7321], dtype=float32)
       >>> s = IrrepsArray("0e", jnp.array([2.0]))
       >>> gaunt_tensor_product(s, x).array.round(5)  # a 0e input multiplies
       Array([2., 4., 6.], dtype=float32)
@@ -594,6 +716,17 @@ def gaunt_tensor_product(
             s3 = s1 * s2
             gaunt[s3] = term if s3 not in gaunt else gaunt[s3] + term
     odd = {}
+    if plan.b3_odd:  # Poisson bracket u . (grad f1 x grad f2) = -grad f1 . (u x grad f2)
+        g1 = {s: _matmul_3(e, plan.d1[s], dtype) for s, e in e1.items()}  # (..., C, 3, G)
+        r2 = {s: _matmul_3(e, plan.r2[s], dtype) for s, e in e2.items()}
+        for s3 in plan.b3_odd:
+            prod = None
+            for s1 in g1:
+                s2 = -s1 * s3
+                if s2 in r2:
+                    term = -jnp.sum(g1[s1] * r2[s2], axis=-2)
+                    prod = term if prod is None else prod + term
+            odd[s3] = prod @ jnp.asarray(plan.b3_odd[s3], dtype)
     for (s1, s2), t in plan.odd.items():
         term = jnp.einsum("...i,...j,ijk->...k", e1[s1], e2[s2], jnp.asarray(t, dtype))
         s3 = -s1 * s2

@@ -401,6 +401,7 @@ def _variants(dense=True):
     out = {
         "grid": lambda x, y: gaunt_tensor_product(x, y),
         "grid-cg": lambda x, y: gaunt_tensor_product(x, y, odd_paths="cg"),
+        "grid-bracket": lambda x, y: gaunt_tensor_product(x, y, odd_paths="grid"),
     }
     if dense:
         out["dense"] = lambda x, y: gaunt_tensor_product(x, y, method="dense")
@@ -537,3 +538,73 @@ def test_matches_e3nn_jax_s2grid_recipe(lmax):
         np.testing.assert_allclose(
             np.asarray(ours.array), np.asarray(theirs.array), atol=1e-12 * np.abs(ours.array).max()
         )
+
+
+# -- the Poisson-bracket completion (odd_paths="grid") -----------------------------------------
+
+
+@pytest.mark.slow  # about 7 s (autodiff of the harmonics, eager, float64)
+def test_bracket_completion_is_the_poisson_bracket_of_the_functions():
+    """At random points u the odd output's expansion equals u . (grad F1 x grad F2), the
+    gradients taken by autodiff of the public spherical harmonics' polynomials (independent of
+    the grid constants); 1o x 1o -> 1e is sqrt(3) a x b; the even part is the Gaunt product."""
+    with jax.enable_x64(True):
+        i1, i2 = "0e + 1o + 2e + 3o", "1o + 2e"
+        x1, x2 = jnp.asarray(_rand(i1, (), 22)), jnp.asarray(_rand(i2, (), 23))
+        a, b = IrrepsArray(i1, x1), IrrepsArray(i2, x2)
+        z = gaunt_tensor_product(a, b, odd_paths="grid")
+        odd = z.filter(keep=[ir for _, ir in z.irreps if ir.p != (-1) ** ir.l])
+        even = z.filter(keep=[ir for _, ir in z.irreps if ir.p == (-1) ** ir.l])
+        np.testing.assert_array_equal(
+            np.asarray(even.array), np.asarray(gaunt_tensor_product(a, b).array)
+        )
+
+        def poly(irreps, x):
+            return lambda r: spherical_harmonics(irreps, r, normalize=False).array @ x
+
+        u = jax.random.normal(jax.random.key(3), (6, 3), jnp.float64)
+        u = u / jnp.linalg.norm(u, axis=-1, keepdims=True)
+        g1 = jax.vmap(jax.grad(poly(a.irreps, x1)))(u)
+        g2 = jax.vmap(jax.grad(poly(b.irreps, x2)))(u)
+        bracket = jnp.sum(u * jnp.cross(g1, g2), axis=-1)
+        ls = [ir.l for _, ir in odd.irreps]  # pseudo-functions: expanded in the ordinary Y_l
+        expansion = spherical_harmonics(ls, u, normalize=True).array @ odd.array
+        np.testing.assert_allclose(np.asarray(expansion), np.asarray(bracket), atol=1e-11)
+        v = IrrepsArray("1o", jnp.asarray([1.0, 2.0, 3.0]))
+        w = IrrepsArray("1o", jnp.asarray([-1.0, 0.5, 2.0]))
+        cross = gaunt_tensor_product(v, w, odd_paths="grid").filter(keep="1e").array
+        np.testing.assert_allclose(
+            np.asarray(cross), math.sqrt(3) * np.cross(v.array, w.array), atol=1e-14
+        )
+
+
+def test_bracket_paths_are_nonzero_multiples_of_cg():
+    """Every odd triangle path (l <= 4) is reached, each a nonzero multiple of the CG path
+    (Wigner-Eckart), so the bracket completion has exactly the CG completion's paths."""
+    from geomjax.equivariant import clebsch_gordan
+    from geomjax.equivariant._gaunt import _bracket
+
+    for l1 in range(5):
+        for l2 in range(5):
+            for l3 in range(abs(l1 - l2), l1 + l2 + 1):
+                t = _bracket(l1, l2, l3)
+                if (l1 + l2 + l3) % 2 == 0:
+                    assert np.count_nonzero(t) == 0
+                    continue
+                c = np.asarray(clebsch_gordan(l1, l2, l3))
+                f = np.sum(t * c) / np.sum(c * c)
+                assert abs(f) > 0.5, (l1, l2, l3, f)
+                np.testing.assert_allclose(t, f * c, atol=1e-12)
+
+
+@pytest.mark.parametrize("i1,i2", CASES[1:4])
+def test_bracket_grid_equals_dense_float64(i1, i2):
+    with jax.enable_x64(True):
+        a = IrrepsArray(i1, jnp.asarray(_rand(i1, (3,), 24)))
+        b = IrrepsArray(i2, jnp.asarray(_rand(i2, (3,), 25)))
+        g = gaunt_tensor_product(a, b, odd_paths="grid")
+        d = gaunt_tensor_product(a, b, odd_paths="grid", method="dense")
+        c = gaunt_tensor_product(a, b, odd_paths="cg")
+        assert g.irreps == d.irreps == c.irreps
+        scale = np.abs(np.asarray(d.array)).max()
+        np.testing.assert_allclose(np.asarray(g.array), np.asarray(d.array), atol=1e-12 * scale)

@@ -10,8 +10,10 @@ Cases (float32, matmul precision HIGHEST, L in {2, 4, 6, 8}; ``sh(L)`` is the ir
         ``normalization="integral"``, the same grid, ``res_alpha`` odd as its FFT needs),
         their product, ``from_s2grid`` (FFT along the longitudes, its default) — the same
         operation, checked elementwise against ours first;
-  * ``gaunt_tensor_product(..., method="dense")`` and ``odd_paths="cg"`` (the Gaunt paths plus
-    the CG paths with l1 + l2 + l3 odd, evaluated densely) against the CG product.
+  * ``gaunt_tensor_product(..., method="dense")``, ``odd_paths="cg"`` (the Gaunt paths plus
+    the CG paths with l1 + l2 + l3 odd, evaluated densely) and ``odd_paths="grid"`` (the odd
+    paths from the Poisson bracket on the same grid) against the CG product (which has the
+    same paths as the two completed variants, with other constants).
 Each timed forward and forward + backward (gradient of sum(out * c), c_k = cos(k), w.r.t.
 both inputs), jitted, median of ``--repeats`` (default 20) calls after 2 warm-up calls; the
 first call of a fresh ``jax.jit`` (trace + compile + run of forward + backward) is its own row.
@@ -119,6 +121,8 @@ def make_cases(args, e3nn):
         yield f"Gaunt dense sh({lmax})^2 l<={lmax} B={batch}", dense, baselines[:1], (a, b)
         odd = lambda grad, gaunt=gaunt: gaunt(grad, odd_paths="cg")  # noqa: E731
         yield f"Gaunt+odd CG sh({lmax})^2 l<={lmax} B={batch}", odd, baselines[:1], (a, b)
+        bracket = lambda grad, gaunt=gaunt: gaunt(grad, odd_paths="grid")  # noqa: E731
+        yield f"Gaunt+bracket sh({lmax})^2 l<={lmax} B={batch}", bracket, baselines[:1], (a, b)
 
 
 def main():

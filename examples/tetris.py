@@ -22,7 +22,9 @@ MLP), Gaunt paths only (l1 + l2 + l3 even) or completed by the odd CG paths
 so from the constant 0e input and the edge harmonics a Gaunt-only model never produces a 0o,
 1e or 2o feature: ``q`` is exactly 0, the two mirror images get identical logits (tied; argmax
 takes the first, so at most 7/8 correct), whatever the training. The completed variant has
-the cross product 1o x 1o -> 1e and separates them (8/8).
+the cross product 1o x 1o -> 1e and separates them (8/8); so does ``--tp gaunt-bracket``,
+which gets the odd paths from the Poisson bracket of the two functions on the same grid
+(``odd_paths="grid"``).
 
 Trained with Adam (full batch, cross-entropy) for ``--steps`` steps (default 100); the script
 then checks 100% training accuracy, the same predictions under ``--motions`` random rigid
@@ -102,7 +104,8 @@ def configs():
     )
 
 
-TPS = ("cg", "gaunt", "gaunt-cg")
+TPS = ("cg", "gaunt", "gaunt-cg", "gaunt-bracket")
+ODD_PATHS = {"gaunt": None, "gaunt-cg": "cg", "gaunt-bracket": "grid"}
 
 
 def _gaunt_tp(cfg: SteerableMPConfig, odd_paths, x, sh):
@@ -155,8 +158,7 @@ def init_model(key, tp: str = "cg"):
     if tp == "cg":
         layers = [init_steerable_mp(k, c) for k, c in zip(keys[:3], configs())]
     else:
-        odd = "cg" if tp == "gaunt-cg" else None
-        layers = [init_gaunt_layer(k, c, odd) for k, c in zip(keys[:3], configs())]
+        layers = [init_gaunt_layer(k, c, ODD_PATHS[tp]) for k, c in zip(keys[:3], configs())]
     return {"layers": layers, "readout": init_irreps_linear(keys[3], HIDDEN, READOUT)}
 
 
@@ -168,8 +170,7 @@ def readout_one(params, pos, tp: str = "cg"):
         if tp == "cg":
             h = steerable_message_passing(p, h, pos, senders, receivers, cfg)
         else:
-            odd = "cg" if tp == "gaunt-cg" else None
-            h = gaunt_layer(p, h, pos, senders, receivers, cfg, odd)
+            h = gaunt_layer(p, h, pos, senders, receivers, cfg, ODD_PATHS[tp])
     pooled = IrrepsArray._unchecked(h.irreps, jnp.mean(h.array, axis=0))
     return irreps_linear(pooled, params["readout"], READOUT).array  # 7 even, 1 odd
 
@@ -275,7 +276,8 @@ def main(argv=None) -> dict:
         "--tp",
         choices=TPS,
         default="cg",
-        help="message product: channelwise CG (default), Gaunt only, or Gaunt + odd CG paths",
+        help="message product: channelwise CG (default), Gaunt only, Gaunt + odd CG paths, or "
+        "Gaunt + the Poisson bracket's odd paths",
     )
     parser.add_argument("--no-plot", action="store_true", help="skip the saved figure")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

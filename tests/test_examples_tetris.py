@@ -65,11 +65,12 @@ def test_tetris_gaunt_only_ties_chiral_pair():
     assert not result["chiral_swapped"]
 
 
-@pytest.mark.slow  # about 21 s of CPU (100 Adam steps of the three-layer completed model)
-def test_tetris_gaunt_cg_completed_separates_all_eight():
+@pytest.mark.slow  # about 20 s of CPU per variant (100 Adam steps of the completed model)
+@pytest.mark.parametrize("tp", ["gaunt-cg", "gaunt-bracket"])
+def test_tetris_gaunt_completed_separates_all_eight(tp):
     pytest.importorskip("optax")
     module = load_example("tetris")
-    result = module.main(["--tp", "gaunt-cg", "--motions", "10", "--no-plot", "--no-progress"])
+    result = module.main(["--tp", tp, "--motions", "10", "--no-plot", "--no-progress"])
     assert not result["chiral_tied"]
     assert result["correct"] == 8 and result["train_accuracy"] == 1.0
     assert result["motions_all_correct"] == 10

@@ -614,6 +614,9 @@ def gaunt_tensor_product(
       bracket's constants, evaluated on the grid (``method="dense"``: summed from the
       bracket's coefficient tensor).
 
+    The matrix products follow ``jax_default_matmul_precision`` like the CG products (on
+    NVIDIA GPUs float32 runs as TF32 unless it is ``"highest"``: about ``1e-3`` relative).
+
     Args:
       x1, x2: ``IrrepsArray`` s, shapes ``(..., irreps1.dim)`` and ``(..., irreps2.dim)``,
         leading shapes broadcastable. Multiplicities are channels: equal channel counts, or

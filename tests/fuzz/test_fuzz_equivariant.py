@@ -1805,7 +1805,7 @@ def test_gaunt_tensor_product_nan_in_nan_out_zero_finite_empty():
         bad = E.IrrepsArray(_X1.irreps, np.full((2, 5), np.nan, np.float32))
         assert np.isnan(np.asarray(E.gaunt_tensor_product(bad, _X2).array)).all()
     zero = E.IrrepsArray(_X1.irreps, np.zeros((2, 5), np.float32))
-    for kw in ({}, {"odd_paths": "cg"}, {"method": "dense"}):
+    for kw in ({}, {"odd_paths": "cg"}, {"odd_paths": "grid"}, {"method": "dense"}):
         g = jax.grad(lambda a, kw=kw: jnp.sum(E.gaunt_tensor_product(a, _X2, **kw).array ** 2))(
             zero
         )

@@ -49,8 +49,8 @@ product). Its coefficients on :math:`Y_{l_3}` are nonzero exactly for the paths 
 checked for all :math:`l \le 4`), so both completions have the same paths with different
 constants (``1o x 1o -> 1e``: :math:`\sqrt3\, a \times b` for the bracket,
 :math:`a \times b / \sqrt2` for CG, component normalization). The gradients of the harmonics
-on the grid are one more set of NumPy constants (three matrix products per input instead of
-one); the grid bound is unchanged (the bracket's integrand has degree
+on the grid, along the two tangent directions, are one more set of NumPy constants (two more
+matrix products per input); the grid bound is unchanged (the bracket's integrand has degree
 :math:`L_1 + L_2 + L_3 - 1`).
 
 **Parity.** An input irrep :math:`(l, p)` has *twist* :math:`s = p\,(-1)^l` (``1o``, ``2e``:
@@ -288,8 +288,8 @@ class _Plan(NamedTuple):
     a1: dict  # twist -> (n1, G) matrices (grid) ...
     a2: dict
     b3: dict  # twist -> (G, n3)
-    d1: dict  # twist -> (n1, 3 G) gradients on the grid (odd_paths="grid")
-    r2: dict  # twist -> (n2, 3 G) u x gradient on the grid (odd_paths="grid")
+    d1: dict  # twist -> (n1, 2 G) (d_theta, d_phi) on the grid (odd_paths="grid")
+    r2: dict  # twist -> (n2, 2 G) (d_phi, -d_theta) on the grid (odd_paths="grid")
     b3_odd: dict  # twist -> (G, n3odd) (odd_paths="grid")
     dense: dict  # (s1, s2) -> (n1, n2, n3) Gaunt tensor (dense) ...
     odd: dict  # (s1, s2) -> (n1, n2, n3odd) tensor of the odd paths (CG; bracket if dense)
@@ -403,16 +403,24 @@ def _plan(irreps1, irreps2, keep, lmax_out, normalization, method, resolution, o
                     target[s] = m
         if grid_odd:
             grads = _sh_grad_numpy(ymax, xyz)  # {l: (G, 3, 2l + 1)}, orthonormal harmonics
-            for side, target, rotate in ((side1, d1, False), (side2, r2, True)):
+            # tangent frame (e_theta, e_phi, u right-handed; no grid point is a pole):
+            # u . (grad f1 x grad f2) = f1_theta f2_phi - f1_phi f2_theta
+            sin_t = np.sqrt(xyz[:, 0] ** 2 + xyz[:, 2] ** 2)
+            e_phi = np.stack([xyz[:, 2], np.zeros_like(sin_t), -xyz[:, 0]], -1) / sin_t[:, None]
+            e_theta = np.cross(e_phi, xyz)
+            frames = {
+                False: np.stack([e_theta, e_phi], 1),  # (G, 2, 3): (f_theta, f_phi)
+                True: np.stack([e_phi, -e_theta], 1),  # (f_phi, -f_theta)
+            }
+            for side, target, second in ((side1, d1, False), (side2, r2, True)):
                 for s in _TWISTS:
                     if not side.ls[s]:
                         continue
                     blocks = []
                     for l in side.ls[s]:
-                        g = _c(l, normalization) * grads[l]
-                        if rotate:  # u x grad
-                            g = np.cross(xyz[:, :, None], g, axis=1)
-                        blocks.append(g.transpose(2, 1, 0).reshape(2 * l + 1, -1))  # (i, 3 G)
+                        g = np.einsum("gka,gai->gki", frames[second], grads[l])
+                        g = _c(l, normalization) * g
+                        blocks.append(g.transpose(2, 1, 0).reshape(2 * l + 1, -1))  # (i, 2 G)
                     m = np.concatenate(blocks, 0)
                     m.setflags(write=False)
                     target[s] = m
@@ -549,10 +557,10 @@ def _embed(x: IrrepsArray, side: _Side, s: int, dtype) -> Array:
     return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
 
 
-def _matmul_3(e: Array, m: np.ndarray, dtype) -> Array:
-    """``(..., C, n) @ (n, 3 G) -> (..., C, 3, G)``."""
+def _matmul_2(e: Array, m: np.ndarray, dtype) -> Array:
+    """``(..., C, n) @ (n, 2 G) -> (..., C, 2, G)``."""
     out = e @ jnp.asarray(m, dtype)
-    return out.reshape(out.shape[:-1] + (3, -1))
+    return out.reshape(out.shape[:-1] + (2, -1))
 
 
 def _resolution_key(fn: str, resolution):
@@ -719,15 +727,15 @@ def gaunt_tensor_product(
             s3 = s1 * s2
             gaunt[s3] = term if s3 not in gaunt else gaunt[s3] + term
     odd = {}
-    if plan.b3_odd:  # Poisson bracket u . (grad f1 x grad f2) = -grad f1 . (u x grad f2)
-        g1 = {s: _matmul_3(e, plan.d1[s], dtype) for s, e in e1.items()}  # (..., C, 3, G)
-        r2 = {s: _matmul_3(e, plan.r2[s], dtype) for s, e in e2.items()}
+    if plan.b3_odd:  # Poisson bracket u . (grad f1 x grad f2) = f1_t f2_p - f1_p f2_t
+        g1 = {s: _matmul_2(e, plan.d1[s], dtype) for s, e in e1.items()}  # (..., C, 2, G)
+        r2 = {s: _matmul_2(e, plan.r2[s], dtype) for s, e in e2.items()}
         for s3 in plan.b3_odd:
             prod = None
             for s1 in g1:
                 s2 = -s1 * s3
                 if s2 in r2:
-                    term = -jnp.sum(g1[s1] * r2[s2], axis=-2)
+                    term = jnp.sum(g1[s1] * r2[s2], axis=-2)
                     prod = term if prod is None else prod + term
             odd[s3] = prod @ jnp.asarray(plan.b3_odd[s3], dtype)
     for (s1, s2), t in plan.odd.items():

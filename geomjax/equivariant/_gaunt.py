@@ -639,8 +639,9 @@ def gaunt_tensor_product(
       method: ``"grid"`` (default; the exact sphere grid) or ``"dense"`` (sum over the
         stacked Gaunt tensor; for small degrees).
       resolution: ``None`` (the exact grid, :math:`(\lceil (L_1 + L_2 + L_3 + 1)/2 \rceil,
-        L_1 + L_2 + L_3 + 1)`) or ``(n_lat, n_lon)`` at least that (a finer grid is exact
-        too; a coarser one raises).
+        L_1 + L_2 + L_3 + 1)`), or ``(n_lat, n_lon)`` (one int: both) at least that (a finer
+        grid is exact too; a coarser one raises a ``ValueError``: below the bound the product
+        is wrong by O(1), never silently approximate). Ignored by ``method="dense"``.
       odd_paths: ``None`` (Gaunt only), ``"cg"`` (adds the odd CG paths) or ``"grid"``
         (adds them from the Poisson bracket on the grid).
 

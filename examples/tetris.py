@@ -32,7 +32,7 @@ motions (rotation + translation), and the chiral pair swapped under the inversio
 ``x -> -x``. It saves the loss curve to ``examples/output/tetris.png``. CPU, seconds.
 
 References:
-  Y. Luo, T. Chen, A. S. Krishnapriyan, "Enabling Efficient Equivariant Operations in the
+  S. Luo, T. Chen, A. S. Krishnapriyan, "Enabling Efficient Equivariant Operations in the
   Fourier Basis via Gaunt Tensor Products", ICLR 2024, arXiv:2401.10216.
   N. Thomas et al., "Tensor field networks: Rotation- and translation-equivariant neural
   networks for 3D point clouds", arXiv:1802.08219 (2018).

@@ -98,9 +98,9 @@ counts raise. An output irrep keeps the channels some pair of inputs reaches. Fo
 of channels, put them on leading axes instead (leading axes broadcast).
 
 References:
-  Y. Luo, T. Chen, A. S. Krishnapriyan, "Enabling Efficient Equivariant Operations in the
+  S. Luo, T. Chen, A. S. Krishnapriyan, "Enabling Efficient Equivariant Operations in the
   Fourier Basis via Gaunt Tensor Products", ICLR 2024, arXiv:2401.10216.
-  Y. Xie, J. Daigavane, M. Kotak, T. Smidt, "The Price of Freedom: Exploring Expressivity
+  Y. Xie, A. Daigavane, M. Kotak, T. Smidt, "The Price of Freedom: Exploring Expressivity
   and Runtime Tradeoffs in Equivariant Tensor Products", ICML 2025, arXiv:2506.13523.
   J. R. Driscoll, D. M. Healy, "Computing Fourier transforms and convolutions on the
   2-sphere", Adv. Appl. Math. 15, 202 (1994) (exact quadrature of band-limited products).
@@ -224,7 +224,7 @@ def gaunt_coefficients(l1: int, l2: int, l3: int) -> np.ndarray:
       0.0
 
     References:
-      Y. Luo, T. Chen, A. S. Krishnapriyan, "Enabling Efficient Equivariant Operations in the
+      S. Luo, T. Chen, A. S. Krishnapriyan, "Enabling Efficient Equivariant Operations in the
       Fourier Basis via Gaunt Tensor Products", ICLR 2024, arXiv:2401.10216.
       H. H. H. Homeier, E. O. Steinborn, J. Mol. Struct. THEOCHEM 368, 31 (1996).
     """
@@ -674,7 +674,7 @@ def gaunt_tensor_product(
       Array([2., 4., 6.], dtype=float32)
 
     References:
-      Y. Luo, T. Chen, A. S. Krishnapriyan, "Enabling Efficient Equivariant Operations in the
+      S. Luo, T. Chen, A. S. Krishnapriyan, "Enabling Efficient Equivariant Operations in the
       Fourier Basis via Gaunt Tensor Products", ICLR 2024, arXiv:2401.10216.
       Y. Xie et al., "The Price of Freedom", ICML 2025, arXiv:2506.13523.
     """

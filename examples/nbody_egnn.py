@@ -60,7 +60,11 @@ gradient at zero (coincident particles, a particle at rest). The CPU default (10
 30 epochs at segnn-jax's lr 5e-3) is a smoke run: on a shared 2-core CPU an epoch takes
 1.1-1.6 s (EGNN: 0.16-0.21 s), compilation 10-20 s, the whole run about 2 minutes; test MSE
 0.0081 (lr 5e-4: 0.030 after those 30 epochs; EGNN's CPU default, 100 epochs: 0.0105). The model
-has 147,424 parameters. GPU result for ``--model segnn --full``: to be measured.
+has 147,424 parameters. A longer CPU run, ``--model segnn --train 3000 --val 2000 --test 2000
+--epochs 100 --lr 5e-3`` (7 minutes of training on 2 shared cores), reached a best validation
+MSE of 0.00483 at epoch 40 with test MSE 0.00455; after that the training loss kept falling
+(0.0045 -> 0.0015) while the validation MSE stayed at 0.0050-0.0059 (over-fitting at this lr).
+GPU result for ``--model segnn --full``: to be measured.
 """
 
 from __future__ import annotations

@@ -13,7 +13,11 @@ Cases (float32, matmul precision HIGHEST, L in {2, 4, 6, 8}; ``sh(L)`` is the ir
   * ``gaunt_tensor_product(..., method="dense")``, ``odd_paths="cg"`` (the Gaunt paths plus
     the CG paths with l1 + l2 + l3 odd, evaluated densely) and ``odd_paths="grid"`` (the odd
     paths from the Poisson bracket on the same grid) against the CG product (which has the
-    same paths as the two completed variants, with other constants).
+    same paths as the two completed variants, with other constants);
+  * message passing, L <= 6: ``C x sh(L)`` features times the edge ``sh(L)``, the Gaunt
+    product (channels broadcast) times one weight per output copy and edge, against
+    ``channelwise_tensor_product`` (one weight per path and channel and edge, outputs filtered
+    to the feature irreps); C = 32 (``--channels``; 4 with ``--quick``).
 Each timed forward and forward + backward (gradient of sum(out * c), c_k = cos(k), w.r.t.
 both inputs), jitted, median of ``--repeats`` (default 20) calls after 2 warm-up calls; the
 first call of a fresh ``jax.jit`` (trace + compile + run of forward + backward) is its own row.
@@ -43,6 +47,8 @@ from bench_irreps import first_call, rel_diff, sum_sq, try_import_e3nn  # noqa: 
 from geomjax.equivariant import (  # noqa: E402
     Irreps,
     IrrepsArray,
+    channelwise_tensor_product,
+    channelwise_tensor_product_irreps,
     full_tensor_product,
     gaunt_tensor_product,
 )
@@ -55,8 +61,8 @@ def exact_grid(lmax: int) -> tuple[int, int]:
 
 
 def make_cases(args, e3nn):
-    """Yield (name, make_ours, baselines) with ``make_*(grad: bool) -> jitted fn`` and
-    ``baselines`` a list of (label, make_theirs, same_operation)."""
+    """Yield (name, make_ours, baselines, inputs) with ``make_*(grad: bool) -> jitted fn`` and
+    ``baselines`` a list of (label, make_theirs, same_operation, their_inputs or None)."""
     batch = 256 if args.quick else args.batch
     ls = (2, 4) if args.quick else (2, 4, 6, 8)
     key = jax.random.key(0)
@@ -88,7 +94,7 @@ def make_cases(args, e3nn):
 
             return jit(f, grad)
 
-        baselines = [("geomjax full CG TP", cg, False)]
+        baselines = [("geomjax full CG TP", cg, False, None)]
         if e3nn is not None:
 
             def s2grid(grad, irr=irr, lmax=lmax, n_lat=n_lat, n_lon=n_lon, fft=True):
@@ -108,12 +114,13 @@ def make_cases(args, e3nn):
 
                 return jit(f, grad)
 
-            baselines.append((f"e3nn-jax {e3nn.__version__} S2 grid (fft)", s2grid, True))
+            baselines.append((f"e3nn-jax {e3nn.__version__} S2 grid (fft)", s2grid, True, None))
             baselines.append(
                 (
                     f"e3nn-jax {e3nn.__version__} S2 grid (no fft)",
                     lambda grad, s2grid=s2grid: s2grid(grad, fft=False),
                     True,
+                    None,
                 )
             )
         yield f"Gaunt grid sh({lmax})^2 l<={lmax} B={batch}", gaunt, baselines, (a, b)
@@ -124,6 +131,48 @@ def make_cases(args, e3nn):
         bracket = lambda grad, gaunt=gaunt: gaunt(grad, odd_paths="grid")  # noqa: E731
         yield f"Gaunt+bracket sh({lmax})^2 l<={lmax} B={batch}", bracket, baselines[:1], (a, b)
 
+        # message passing: C x sh(L) features times the edge sh(L), one weight per output
+        # copy and edge (Gaunt) against the channelwise CG product (one weight per path and
+        # channel; every path, outputs filtered to the feature irreps)
+        if lmax > 6:
+            continue
+        chans = 4 if args.quick else args.channels
+        irr1 = str(Irreps("+".join(f"{chans}x{ir}" for _, ir in Irreps(irr))))
+        keep1 = [str(ir) for _, ir in Irreps(irr1)]
+        n_out = Irreps(irr1).num_irreps
+        _, n_w = channelwise_tensor_product_irreps(irr1, irr, filter_ir_out=keep1)
+        key, k3, k4 = jax.random.split(key, 3)
+        h = jax.random.normal(k3, (batch, Irreps(irr1).dim))
+        w_g = jax.random.normal(k4, (batch, n_out))
+        w_c = jax.random.normal(k4, (batch, n_w))
+
+        def jit3(f, grad):
+            return jax.jit(
+                jax.grad(lambda h, y, w: sum_sq(f(h, y, w)), argnums=(0, 1, 2)) if grad else f
+            )
+
+        def cw_gaunt(grad, irr1=irr1, irr=irr, lmax=lmax, n_out=n_out):
+            def f(h, y, w):
+                out = gaunt_tensor_product(IrrepsArray(irr1, h), IrrepsArray(irr, y), lmax_out=lmax)
+                return out * IrrepsArray(f"{n_out}x0e", w)
+
+            return jit3(f, grad)
+
+        def cw_cg(grad, irr1=irr1, irr=irr, keep1=keep1):
+            def f(h, y, w):
+                return channelwise_tensor_product(
+                    IrrepsArray(irr1, h), IrrepsArray(irr, y), w, filter_ir_out=keep1
+                )
+
+            return jit3(f, grad)
+
+        yield (
+            f"Gaunt channelwise {chans}x[sh({lmax})] x sh({lmax}) E={batch}",
+            cw_gaunt,
+            [("geomjax channelwise CG TP", cw_cg, False, (h, b, w_c))],
+            (h, b, w_g),
+        )
+
 
 def main():
     parser = argparse.ArgumentParser(description="geomjax fast tensor product benchmarks")
@@ -132,6 +181,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="small sizes (CPU smoke test)")
     parser.add_argument("--batch", type=int, default=10_000, help="B pairs")
+    parser.add_argument("--channels", type=int, default=32, help="C of the channelwise case")
     args = parser.parse_args()
     jax.config.update("jax_default_matmul_precision", "highest")
     e3nn, why = try_import_e3nn()
@@ -143,7 +193,8 @@ def main():
         t_first = first_call(lambda ours=ours: ours(True), *inputs)
         t_fwd = _harness.time_fn(lambda: fwd(*inputs), repeats=args.repeats)["median_s"]
         t_grad = _harness.time_fn(lambda: grad(*inputs), repeats=args.repeats)["median_s"]
-        for label, theirs, same in baselines:
+        for label, theirs, same, their_inputs in baselines:
+            their_inputs = inputs if their_inputs is None else their_inputs
             try:
                 pfwd, pgrad = theirs(False), theirs(True)
                 checks = {}
@@ -152,9 +203,13 @@ def main():
                     err_g = max(rel_diff(g, h) for g, h in zip(grad(*inputs), pgrad(*inputs)))
                     assert max(err, err_g) < 1e-4, (name, label, err, err_g)
                     checks = {"rel_diff": err, "rel_diff_grad": err_g}
-                p_first = first_call(lambda theirs=theirs: theirs(True), *inputs)
-                p_fwd = _harness.time_fn(lambda: pfwd(*inputs), repeats=args.repeats)["median_s"]
-                p_grad = _harness.time_fn(lambda: pgrad(*inputs), repeats=args.repeats)["median_s"]
+                p_first = first_call(lambda theirs=theirs: theirs(True), *their_inputs)
+                p_fwd = _harness.time_fn(lambda: pfwd(*their_inputs), repeats=args.repeats)[
+                    "median_s"
+                ]
+                p_grad = _harness.time_fn(lambda: pgrad(*their_inputs), repeats=args.repeats)[
+                    "median_s"
+                ]
             except AssertionError:
                 raise
             except Exception as exc:  # noqa: BLE001 - e.g. out of memory at the largest sizes

@@ -24,6 +24,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import NamedTuple, Union
 
+import jax
+
 __all__ = ["Irrep", "Irreps", "MulIrrep"]
 
 _IRREP_RE = re.compile(r"^\s*(\d+)\s*([eoy])\s*$")
@@ -261,7 +263,9 @@ class Irreps(tuple):
 
     The data of an ``Irreps`` of dimension :math:`d` is a vector of length :math:`d`: the
     ``mul`` copies of the first irrep (each ``2l+1`` components, ordered :math:`m = -l..l`),
-    then those of the second, and so on (``mul``-major, as in e3nn). Hashable and static.
+    then those of the second, and so on (``mul``-major, as in e3nn). Hashable and static: a
+    pytree with no leaves (``jax.tree_util.register_static``), so it can be a ``jit`` argument
+    or an attribute of an ``nnx.Module`` (as a plain tuple subclass it broke ``nnx.grad``).
 
     Args:
       irreps: a string ``"16x0e + 8x1o"`` (spaces allowed; a multiplicity of 1 may be left
@@ -527,6 +531,9 @@ class Irreps(tuple):
         from geomjax.equivariant._wigner import irreps_wigner_d
 
         return irreps_wigner_d(self, R)
+
+
+jax.tree_util.register_static(Irreps)
 
 
 class _MulSlicer:

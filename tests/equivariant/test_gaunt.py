@@ -609,3 +609,33 @@ def test_bracket_grid_equals_dense_float64(i1, i2):
         assert g.irreps == d.irreps == c.irreps
         scale = np.abs(np.asarray(d.array)).max()
         np.testing.assert_allclose(np.asarray(g.array), np.asarray(d.array), atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize(
+    "i1,i2,lmax_out,grid",
+    [
+        ("0e + 1o + 2e + 3o + 4e", "0e + 1o + 2e + 3o + 4e", None, (9, 17)),  # equator row
+        ("2x1o + 2x2e + 2x3o + 1x4e + 1x3e", "0e + 1o + 2e + 3o + 1e", 7, (8, 15)),  # none
+    ],
+)
+@pytest.mark.slow  # 3-6 s per case (the float64 loop reference and the dense bracket tensor)
+def test_north_south_split_grids_equal_sum(i1, i2, lmax_out, grid):
+    """Grids of >= 7 latitudes are evaluated by the north-south symmetry of the harmonics
+    (half the products): still the sum over the Gaunt coefficients to 1e-12, with and
+    without an equator row, pseudo-functions and channels included."""
+    from geomjax.equivariant._gaunt import _SPLIT_MIN_LAT
+
+    with jax.enable_x64(True):
+        x1, x2 = _rand(i1, (2,), 26), _rand(i2, (2,), 27)
+        a, b = IrrepsArray(i1, jnp.asarray(x1)), IrrepsArray(i2, jnp.asarray(x2))
+        l3 = max(Irreps(i1).lmax + Irreps(i2).lmax, 0) if lmax_out is None else lmax_out
+        assert _exact_resolution(Irreps(i1).lmax, Irreps(i2).lmax, l3) == grid
+        assert grid[0] >= _SPLIT_MIN_LAT
+        z = gaunt_tensor_product(a, b, lmax_out=lmax_out)
+        ref = _reference(i1, x1, i2, x2, z.irreps)
+        np.testing.assert_allclose(np.asarray(z.array), ref, atol=1e-12 * np.abs(ref).max())
+        for odd in ("grid",):
+            g = gaunt_tensor_product(a, b, lmax_out=lmax_out, odd_paths=odd)
+            d = gaunt_tensor_product(a, b, lmax_out=lmax_out, odd_paths=odd, method="dense")
+            scale = np.abs(np.asarray(d.array)).max()
+            np.testing.assert_allclose(np.asarray(g.array), np.asarray(d.array), atol=1e-12 * scale)

@@ -11,7 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_example(name: str, *args: str, tmp_path: Path) -> str:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+    # ROOT first, then whatever PYTHONPATH holds (the GPU machine installs peers under it)
+    path = os.pathsep.join(
+        [str(ROOT)] + ([os.environ["PYTHONPATH"]] if "PYTHONPATH" in os.environ else [])
+    )
+    env = dict(os.environ, PYTHONPATH=path, JAX_PLATFORMS="cpu")
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / name), *args],
         capture_output=True,

@@ -8,7 +8,9 @@ from geomjax._core._distributed import (
     vary_if,
 )
 from geomjax._core._numerics import (
+    eigh_or_nan,
     eps,
+    full_precision,
     precise_matmul,
     safe_div,
     safe_norm,
@@ -57,6 +59,8 @@ __all__ = [
     "match_varying",
     "normal_like",
     "pmean_if",
+    "eigh_or_nan",
+    "full_precision",
     "precise_matmul",
     "psum_if",
     "rademacher_like",

@@ -7,6 +7,7 @@ discarded branch can be NaN.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -118,6 +119,45 @@ def sinhc(x: ArrayLike) -> Array:
 def stop_gradient_like(tree):
     """``jax.lax.stop_gradient`` over a pytree."""
     return jax.tree.map(jax.lax.stop_gradient, tree)
+
+
+def eigh_or_nan(x: Array) -> tuple[Array, Array]:
+    """``jnp.linalg.eigh(x)`` of symmetric ``(..., n, n)``, with every eigenvalue and eigenvector
+    entry NaN for a matrix that has a non-finite entry.
+
+    LAPACK (CPU) propagates NaN through ``eigh``; cuSOLVER (GPU) can return finite eigenvalues for
+    a matrix with NaN entries (seen on an H100 with jax 0.11.2: the log-Euclidean mean of a batch
+    holding a NaN matrix came out finite and "converged"). Such matrices are replaced by the
+    identity for the decomposition and the results poisoned with ``sum(x - x)`` (0 for a finite
+    matrix, NaN otherwise; no NaN constant for ``jax_debug_nans`` to flag). Values and
+    derivatives at finite ``x`` are those of ``jnp.linalg.eigh``.
+    """
+    finite = jnp.all(jnp.isfinite(x), axis=(-2, -1), keepdims=True)
+    poison = jnp.sum(x - x, axis=(-2, -1), keepdims=True)
+    eye = jnp.eye(x.shape[-1], dtype=x.dtype)
+    lam, u = jnp.linalg.eigh(jnp.where(finite, x, eye))
+    return lam + poison[..., 0], u + poison
+
+
+def full_precision(fn):
+    """Decorator: trace ``fn`` with ``jax.default_matmul_precision("highest")``.
+
+    Every matrix product traced inside (``@``, ``einsum``, ``dot``; their autodiff transposes
+    inherit it) runs at the full precision of the dtype, also when ``fn`` is called inside a
+    user's ``jit`` and whatever ``jax_default_matmul_precision`` says: on NVIDIA GPUs float32
+    products otherwise run as TF32 (10 mantissa bits, relative rounding about 1e-3), which
+    breaks the float32 accuracy of geometric maps (exp/log round trips, orthogonality,
+    symmetric positive definiteness). For functions on coordinates, frames and matrices, not on
+    learned features.
+    """
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with jax.default_matmul_precision("highest"):
+            return fn(*args, **kwargs)
+
+    wrapped.full_precision = True  # marker read by the precision-policy test
+    return wrapped
 
 
 def precise_matmul(a: ArrayLike, b: ArrayLike) -> Array:

@@ -568,8 +568,9 @@ def canonicalized_apply(
       >>> backbone = lambda x: jnp.tanh(x.reshape(-1)).sum()  # not invariant by itself
       >>> x = jax.random.normal(jax.random.key(1), (5, 3))
       >>> q = jnp.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-      >>> a = canonicalized_apply(backbone, canon, x)
-      >>> b = canonicalized_apply(backbone, canon, x @ q.T + 2.0)
+      >>> with jax.default_matmul_precision("highest"):  # the canonicalizer MLP, not TF32
+      ...     a = canonicalized_apply(backbone, canon, x)
+      ...     b = canonicalized_apply(backbone, canon, x @ q.T + 2.0)
       >>> bool(jnp.allclose(a, b, atol=1e-4))
       True
 

@@ -192,7 +192,8 @@ def wigner_d(irrep, R: ArrayLike) -> Array:
       >>> bool(jnp.allclose(wigner_d(1, R), R, atol=1e-6))
       True
       >>> D = wigner_d(4, R)
-      >>> bool(jnp.allclose(D @ D.T, jnp.eye(9), atol=1e-6))
+      >>> DDt = jnp.matmul(D, D.T, precision="highest")  # not TF32 on GPUs
+      >>> bool(jnp.allclose(DDt, jnp.eye(9), atol=1e-6))
       True
       >>> wigner_d("1e", -jnp.eye(3)).round(6) + 0.0  # a pseudovector is inversion-invariant
       Array([[1., 0., 0.],

@@ -9,19 +9,27 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, as_float_array, check_same_shape, check_square
+from geomjax._core import (
+    Array,
+    ArrayLike,
+    as_float_array,
+    check_same_shape,
+    check_square,
+    eigh_or_nan,
+    full_precision,
+)
 
 
 def _factor(a: Array, m: Array | None) -> tuple[Array, Array]:
     """``W, mu`` with ``W^T M W = I`` and ``W^T A W = diag(mu)`` (``M = I`` when ``m`` is None)."""
     if m is None:
-        mu, w = jnp.linalg.eigh(a)
+        mu, w = eigh_or_nan(a)
         return w, mu
     chol = jnp.linalg.cholesky(m)
     # a_tilde = L^{-1} A L^{-T}
     left = jax.scipy.linalg.solve_triangular(chol, a, lower=True)
     a_tilde = jax.scipy.linalg.solve_triangular(chol, jnp.swapaxes(left, -1, -2), lower=True)
-    mu, v = jnp.linalg.eigh(0.5 * (a_tilde + jnp.swapaxes(a_tilde, -1, -2)))
+    mu, v = eigh_or_nan(0.5 * (a_tilde + jnp.swapaxes(a_tilde, -1, -2)))
     w = jax.scipy.linalg.solve_triangular(jnp.swapaxes(chol, -1, -2), v, lower=False)
     return w, mu
 
@@ -43,6 +51,7 @@ def _apply(a: Array, m: Array | None, k: Array) -> Array:
     return a @ k @ m + m @ k @ a
 
 
+@full_precision
 def solve_lyapunov(a: ArrayLike, x: ArrayLike, m: ArrayLike | None = None) -> Array:
     """Solve ``A K M + M K A = X`` for ``K`` (``A K + K A = X`` when ``m`` is None).
 

@@ -14,7 +14,7 @@ import numbers
 
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, as_float_array, check_square
+from geomjax._core import Array, ArrayLike, as_float_array, check_square, full_precision
 from geomjax.linalg._spectral import spectral_fn
 
 
@@ -63,6 +63,7 @@ def _powm_static(p: float):
     return spectral_fn(lambda t: t**p, lambda t: p * t ** (p - 1), dd=_dd_pow(p), name="powm")
 
 
+@full_precision
 def sqrtm(x: ArrayLike) -> Array:
     """Principal square root of symmetric positive definite matrices.
 
@@ -79,13 +80,14 @@ def sqrtm(x: ArrayLike) -> Array:
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.linalg import sqrtm
-      >>> sqrtm(jnp.diag(jnp.array([4.0, 9.0])))
+      >>> sqrtm(jnp.diag(jnp.array([4.0, 9.0]))).round(5)  # exact up to a rounding error
       Array([[2., 0.],
              [0., 3.]], dtype=float32)
     """
     return _sqrtm(x)
 
 
+@full_precision
 def invsqrtm(x: ArrayLike) -> Array:
     """Inverse principal square root ``X^{-1/2}`` of SPD matrices, shape ``(..., n, n)``.
 
@@ -102,6 +104,7 @@ def invsqrtm(x: ArrayLike) -> Array:
     return _invsqrtm(x)
 
 
+@full_precision
 def logm(x: ArrayLike) -> Array:
     """Principal logarithm of SPD matrices, ``U diag(log lam) U^T``, shape ``(..., n, n)``.
 
@@ -111,13 +114,14 @@ def logm(x: ArrayLike) -> Array:
     Examples:
       >>> import jax.numpy as jnp
       >>> from geomjax.linalg import logm
-      >>> logm(jnp.eye(2))
+      >>> logm(jnp.eye(2)).round(6) + 0.0  # + 0.0: no -0. from rounding error on GPUs
       Array([[0., 0.],
              [0., 0.]], dtype=float32)
     """
     return _logm(x)
 
 
+@full_precision
 def expm(x: ArrayLike) -> Array:
     """Exponential of symmetric matrices, ``U diag(exp lam) U^T``, shape ``(..., n, n)``.
 
@@ -135,6 +139,7 @@ def expm(x: ArrayLike) -> Array:
     return _expm(x)
 
 
+@full_precision
 def powm(x: ArrayLike, p) -> Array:
     """Matrix power ``X^p = U diag(lam^p) U^T`` of SPD matrices.
 
@@ -159,7 +164,7 @@ def powm(x: ArrayLike, p) -> Array:
     Examples:
       >>> import jax, jax.numpy as jnp
       >>> from geomjax.linalg import powm
-      >>> powm(jnp.diag(jnp.array([4.0, 9.0])), 0.5)
+      >>> powm(jnp.diag(jnp.array([4.0, 9.0])), 0.5).round(5)
       Array([[2., 0.],
              [0., 3.]], dtype=float32)
       >>> x = jnp.diag(jnp.array([1.0, 2.0]))

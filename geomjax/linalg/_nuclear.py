@@ -12,7 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, as_float_array, check_square
+from geomjax._core import Array, ArrayLike, as_float_array, check_square, full_precision
 
 
 def _nuclear_surrogate(c: Array) -> Array:
@@ -43,6 +43,7 @@ def _nuclear_surrogate(c: Array) -> Array:
     return value + poison
 
 
+@full_precision
 def nuclear_norm(c: ArrayLike) -> Array:
     r"""Nuclear (trace) norm :math:`\|C\|_* = \sum_i \sigma_i(C)` of square matrices.
 

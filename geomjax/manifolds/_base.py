@@ -9,10 +9,12 @@ parameters (curvature, a metric matrix, a power) are array leaves, so they can b
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, PRNGKey
+from geomjax._core import Array, ArrayLike, PRNGKey, full_precision
 
 # What each argument name of a manifold method holds (its role in the error message).
 _ROLES = {"x": "point", "y": "point", "u": "tangent", "v": "tangent", "g": "vector"}
@@ -156,7 +158,17 @@ class Manifold:
     manifold (or a tangent vector off the tangent space) gives unspecified values, possibly
     non-finite. ``check_point(x)`` detects both: its residual is NaN, inf or > 0 there. ``projx``
     maps a finite ambient point back onto the manifold.
+
+    Precision: every public method (of this class and of every subclass, wrapped when the
+    subclass is defined) traces its matrix products at ``Precision.HIGHEST``
+    (:func:`geomjax._core.full_precision`), so on GPUs, where float32 products default to TF32,
+    the geometric maps keep float32 accuracy (exp/log round trips, orthogonality, positive
+    definiteness) whatever ``jax_default_matmul_precision`` says.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _wrap_public_methods(cls)
 
     # -- argument checks (trace time) --------------------------------------------------------
     def _validate(self, fn: str, name: str, value, role: str):
@@ -265,3 +277,20 @@ class Manifold:
     def projx(self, x: ArrayLike) -> Array:
         """Nearest point on the manifold to an ambient ``x`` (identity if unconstrained)."""
         return self._args("projx", x=x)
+
+
+def _wrap_public_methods(cls) -> None:
+    """Wrap the public methods defined in ``cls`` (not inherited ones, already wrapped) in
+    :func:`~geomjax._core.full_precision`; properties and private helpers are left alone."""
+    for name, attr in list(vars(cls).items()):
+        if name.startswith("_"):
+            continue
+        if isinstance(attr, staticmethod):
+            setattr(cls, name, staticmethod(full_precision(attr.__func__)))
+        elif isinstance(attr, classmethod):
+            setattr(cls, name, classmethod(full_precision(attr.__func__)))
+        elif inspect.isfunction(attr):
+            setattr(cls, name, full_precision(attr))
+
+
+_wrap_public_methods(Manifold)

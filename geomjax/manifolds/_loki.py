@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, as_float_array
+from geomjax._core import Array, ArrayLike, as_float_array, full_precision
 from geomjax.manifolds._base import Manifold
 
 
@@ -60,6 +60,7 @@ def _scores(fn: str, probs, labels, metric, candidates) -> Array:
     return (dist.astype(dtype) ** 2) @ p.astype(dtype)
 
 
+@full_precision
 def loki_scores(
     probs: ArrayLike,
     label_points_or_distances: ArrayLike,
@@ -103,6 +104,7 @@ def loki_scores(
     return _scores("loki_scores", probs, label_points_or_distances, metric, candidates)
 
 
+@full_precision
 def loki_predict(
     probs: ArrayLike,
     label_points_or_distances: ArrayLike,

@@ -12,7 +12,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, PRNGKey, series_in_square
+from geomjax._core import Array, ArrayLike, PRNGKey, full_precision, series_in_square
 from geomjax.manifolds._base import Manifold, check_float_dtype, check_key
 from geomjax.manifolds._poincare import (
     _asinhc_sq,
@@ -41,6 +41,7 @@ def _safe_sqrt(s: Array) -> Array:
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, 1.0)), 0.0)
 
 
+@full_precision
 def minkowski_inner(u: ArrayLike, v: ArrayLike) -> Array:
     r"""Minkowski bilinear form :math:`\langle u, v\rangle_L = -u_0 v_0 + \sum_{i \ge 1} u_i v_i`.
 
@@ -64,6 +65,7 @@ def minkowski_inner(u: ArrayLike, v: ArrayLike) -> Array:
     return jnp.sum(u[1:] * v[1:]) - u[0] * v[0]
 
 
+@full_precision
 def lorentz_to_poincare(x: ArrayLike, c: ArrayLike = 1.0) -> Array:
     r"""Isometry from the hyperboloid to the Poincare ball, :math:`p = x_{1:} / (1 + \sqrt c x_0)`.
 
@@ -93,6 +95,7 @@ def lorentz_to_poincare(x: ArrayLike, c: ArrayLike = 1.0) -> Array:
     return x[1:] / (1.0 + jnp.sqrt(c) * x[0])
 
 
+@full_precision
 def poincare_to_lorentz(p: ArrayLike, c: ArrayLike = 1.0) -> Array:
     r"""Isometry from the Poincare ball to the hyperboloid (inverse of :func:`lorentz_to_poincare`).
 

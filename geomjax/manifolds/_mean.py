@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from geomjax._core import Array, ArrayLike, PyTree, psum_if
+from geomjax._core import Array, ArrayLike, PyTree, full_precision, psum_if
 from geomjax.manifolds._base import Manifold
 from geomjax.manifolds._product import Product
 
@@ -93,6 +93,7 @@ def _first_leaf_dtype(points: PyTree):
     return jnp.result_type(*jax.tree.leaves(points))
 
 
+@full_precision
 def frechet_mean(
     manifold: Manifold,
     points: PyTree,

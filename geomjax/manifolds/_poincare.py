@@ -19,6 +19,7 @@ from geomjax._core import (
     PRNGKey,
     as_float_array,
     eps,
+    full_precision,
     safe_norm,
     series_in_square,
 )
@@ -142,6 +143,7 @@ def boundary_margin(dtype) -> float:
 # -- Mobius gyrovector operations --------------------------------------------------------------
 
 
+@full_precision
 def mobius_add(x: ArrayLike, y: ArrayLike, c: ArrayLike = 1.0) -> Array:
     r"""Mobius addition :math:`x \oplus_c y` in the Poincare ball of curvature ``-c``.
 
@@ -195,6 +197,7 @@ def mobius_add(x: ArrayLike, y: ArrayLike, c: ArrayLike = 1.0) -> Array:
     return ((sx + cw2) * x + sx * y) / (sx * sy + cw2)
 
 
+@full_precision
 def mobius_matvec(m: ArrayLike, x: ArrayLike, c: ArrayLike = 1.0) -> Array:
     r"""Mobius matrix-vector product :math:`M \otimes_c x`.
 
@@ -240,6 +243,7 @@ def mobius_matvec(m: ArrayLike, x: ArrayLike, c: ArrayLike = 1.0) -> Array:
     return _mobius_linear(m.astype(x.dtype) @ x, x, c)
 
 
+@full_precision
 def mobius_scalar_mul(r: ArrayLike, x: ArrayLike, c: ArrayLike = 1.0) -> Array:
     r"""Mobius scalar multiplication :math:`r \otimes_c x`.
 

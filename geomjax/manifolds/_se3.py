@@ -27,7 +27,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, PRNGKey, safe_norm
+from geomjax._core import Array, ArrayLike, PRNGKey, full_precision, safe_norm
 from geomjax.manifolds._base import Manifold, check_float_dtype, check_key, check_time
 from geomjax.manifolds._so3 import (
     SO3,
@@ -56,6 +56,7 @@ def _tangent(A: Array, b: Array) -> Array:
     return jnp.concatenate([top, jnp.zeros((1, 4), A.dtype)], axis=0)
 
 
+@full_precision
 def hat_se3(xi: ArrayLike) -> Array:
     """``4 x 4`` matrix of a twist ``xi = (w, v)``: ``[[hat(w), v], [0, 0]]``.
 
@@ -75,6 +76,7 @@ def hat_se3(xi: ArrayLike) -> Array:
     return _tangent(hat(xi[:3]), xi[3:])
 
 
+@full_precision
 def vee_se3(m: ArrayLike) -> Array:
     """Inverse of :func:`hat_se3`: ``(vee(m[:3, :3]), m[:3, 3])``.
 
@@ -94,6 +96,7 @@ def vee_se3(m: ArrayLike) -> Array:
     return jnp.concatenate([vee(m[:3, :3]), m[:3, 3]])
 
 
+@full_precision
 def exp_se3(xi: ArrayLike) -> Array:
     """Group exponential of a twist ``xi = (w, v)``: the matrix exponential of ``hat_se3(xi)``.
 
@@ -121,6 +124,7 @@ def exp_se3(xi: ArrayLike) -> Array:
     return _assemble(exp_so3(w), left_jacobian_so3(w) @ v)
 
 
+@full_precision
 def log_se3(T: ArrayLike) -> Array:
     """Group logarithm: the twist ``(w, V(w)^{-1} t)`` with ``w = log_so3(R)``, ``|w| <= pi``.
 

@@ -35,6 +35,7 @@ from geomjax._core import (
     ArrayLike,
     PRNGKey,
     as_float_array_of_shape,
+    full_precision,
     safe_norm,
     taylor_threshold,
 )
@@ -124,7 +125,15 @@ def _skew(a: Array) -> Array:
     return 0.5 * (a - a.T)
 
 
+def _hat_squared(w: Array, t2: Array) -> Array:
+    """``hat(w) @ hat(w) = w w^T - |w|^2 I`` in closed form: exact, and no matrix product (a
+    batched float64 3x3 product in the gradient of ``log_se3`` hit an XLA GPU compiler error,
+    "Couldn't find output tile sizes", with jax 0.11.2 on an H100)."""
+    return w[:, None] * w[None, :] - t2 * jnp.eye(3, dtype=w.dtype)
+
+
 # -- hat / vee / exp / log ----------------------------------------------------------------------
+@full_precision
 def hat(w: ArrayLike) -> Array:
     """Skew-symmetric matrix of a 3-vector: ``hat(w) @ p == cross(w, p)``.
 
@@ -147,6 +156,7 @@ def hat(w: ArrayLike) -> Array:
     return jnp.tensordot(jnp.asarray(_HAT_BASIS, w.dtype), w, axes=1)
 
 
+@full_precision
 def vee(m: ArrayLike) -> Array:
     """Inverse of :func:`hat`, applied to the skew-symmetric part ``(m - m^T) / 2``.
 
@@ -166,6 +176,7 @@ def vee(m: ArrayLike) -> Array:
     return 0.5 * jnp.tensordot(m, jnp.asarray(_HAT_BASIS, m.dtype), axes=2)
 
 
+@full_precision
 def exp_so3(w: ArrayLike) -> Array:
     """Group exponential (Rodrigues' formula) of a rotation vector, with Taylor branches at 0.
 
@@ -192,7 +203,7 @@ def exp_so3(w: ArrayLike) -> Array:
     w = _arr("exp_so3", "w", w, (3,))
     t2 = jnp.dot(w, w)
     W = hat(w)
-    return jnp.eye(3, dtype=w.dtype) + _coef_a(t2) * W + _coef_b(t2) * (W @ W)
+    return jnp.eye(3, dtype=w.dtype) + _coef_a(t2) * W + _coef_b(t2) * _hat_squared(w, t2)
 
 
 def _angle_parts(m: Array) -> tuple[Array, Array, Array]:
@@ -202,6 +213,7 @@ def _angle_parts(m: Array) -> tuple[Array, Array, Array]:
     return s, c, safe_norm(s)
 
 
+@full_precision
 def rotation_angle(R: ArrayLike) -> Array:
     """Rotation angle in ``[0, pi]``, computed as ``atan2(|s|, c)`` (accurate at 0 and pi).
 
@@ -225,6 +237,7 @@ def rotation_angle(R: ArrayLike) -> Array:
     return jnp.arctan2(s_norm, c)
 
 
+@full_precision
 def log_so3(R: ArrayLike) -> Array:
     """Group logarithm: the rotation vector ``w`` with ``|w| <= pi`` and ``exp_so3(w) == R``.
 
@@ -290,6 +303,7 @@ def log_so3(R: ArrayLike) -> Array:
     return jnp.where(near_pi, w_p, w_s)
 
 
+@full_precision
 def left_jacobian_so3(w: ArrayLike) -> Array:
     """Left Jacobian ``J_l(w)`` of SO(3) (the ``V`` matrix of the SE(3) exponential).
 
@@ -316,9 +330,10 @@ def left_jacobian_so3(w: ArrayLike) -> Array:
     w = _arr("left_jacobian_so3", "w", w, (3,))
     t2 = jnp.dot(w, w)
     W = hat(w)
-    return jnp.eye(3, dtype=w.dtype) + _coef_b(t2) * W + _coef_c(t2) * (W @ W)
+    return jnp.eye(3, dtype=w.dtype) + _coef_b(t2) * W + _coef_c(t2) * _hat_squared(w, t2)
 
 
+@full_precision
 def inv_left_jacobian_so3(w: ArrayLike) -> Array:
     """Inverse of :func:`left_jacobian_so3`, valid for ``|w| < 2 pi``.
 
@@ -344,10 +359,11 @@ def inv_left_jacobian_so3(w: ArrayLike) -> Array:
     w = _arr("inv_left_jacobian_so3", "w", w, (3,))
     t2 = jnp.dot(w, w)
     W = hat(w)
-    return jnp.eye(3, dtype=w.dtype) - 0.5 * W + _coef_d(t2) * (W @ W)
+    return jnp.eye(3, dtype=w.dtype) - 0.5 * W + _coef_d(t2) * _hat_squared(w, t2)
 
 
 # -- quaternions and axis-angle -------------------------------------------------------------
+@full_precision
 def quat_to_matrix(q: ArrayLike) -> Array:
     """Rotation matrix of a scalar-first quaternion ``q = (w, x, y, z)`` (normalized inside).
 
@@ -373,6 +389,7 @@ def quat_to_matrix(q: ArrayLike) -> Array:
     return jnp.eye(3, dtype=q.dtype) + (2.0 / jnp.dot(q, q)) * (q[0] * V + V @ V)
 
 
+@full_precision
 def matrix_to_quat(R: ArrayLike) -> Array:
     """Unit scalar-first quaternion ``(w, x, y, z)`` of a rotation matrix, by Shepperd's method.
 
@@ -422,6 +439,7 @@ def matrix_to_quat(R: ArrayLike) -> Array:
     return jnp.where(q[0] < 0, -q, q)
 
 
+@full_precision
 def axis_angle_to_matrix(axis: ArrayLike, angle: ArrayLike) -> Array:
     """Rotation by ``angle`` (radians, right-hand rule) about ``axis`` (normalized inside).
 
@@ -455,6 +473,7 @@ def axis_angle_to_matrix(axis: ArrayLike, angle: ArrayLike) -> Array:
     return exp_so3(angle * axis / safe_norm(axis))
 
 
+@full_precision
 def matrix_to_axis_angle(R: ArrayLike) -> tuple[Array, Array]:
     """Unit axis and angle in ``[0, pi]`` of a rotation matrix.
 

@@ -7,7 +7,15 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, match_varying, sinhc, taylor_threshold, where_small
+from geomjax._core import (
+    Array,
+    ArrayLike,
+    eigh_or_nan,
+    match_varying,
+    sinhc,
+    taylor_threshold,
+    where_small,
+)
 from geomjax._core._tree_linalg import conjugate_gradient
 from geomjax.linalg import expm, logm, sqrtm
 from geomjax.manifolds._base import check_time
@@ -63,7 +71,7 @@ def _sqdist_value_eig(x: Array, y: Array) -> Array:
     lx, ly = jnp.linalg.cholesky(x), jnp.linalg.cholesky(y)
     b = tri(lx, ly, lower=True)
     c = tri(ly, lx, lower=True)
-    lam, u = jnp.linalg.eigh(sym(b @ jnp.swapaxes(b, -1, -2)))
+    lam, u = eigh_or_nan(sym(b @ jnp.swapaxes(b, -1, -2)))
     cu = c @ u
     mu = jnp.linalg.eigvalsh(sym(jnp.swapaxes(cu, -1, -2) @ cu))  # eigenvalues of W^{-1}
     tiny = jnp.finfo(lam.dtype).tiny
@@ -306,7 +314,7 @@ def _whiten(chol: Array, u: Array) -> Array:
 def _log_eig(w: Array) -> tuple[Array, Array]:
     """Floored log-eigenvalues (the floor of ``floored_logm``) and eigenvectors of symmetric
     ``(..., n, n)`` (no derivatives: callers pass ``stop_gradient``-ed values)."""
-    lam, u = jnp.linalg.eigh(w)
+    lam, u = eigh_or_nan(w)
     return floored_log(lam), u
 
 
@@ -348,11 +356,11 @@ def _eigh_one(a: Array) -> tuple[Array, Array]:
     user's ``vmap`` the batch is then solved twice: a small cost next to the batched work)."""
 
     def paired(a):
-        lam, v = jnp.linalg.eigh(jnp.stack([a, a]))
+        lam, v = eigh_or_nan(jnp.stack([a, a]))
         return lam[0], v[0]
 
     def single(a):
-        lam, v = jnp.linalg.eigh(a)
+        lam, v = eigh_or_nan(a)
         return lam, v
 
     if a.shape[-1] > 32:

@@ -9,7 +9,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from geomjax._core import Array, ArrayLike, as_float_array, check_square, match_varying
+from geomjax._core import (
+    Array,
+    ArrayLike,
+    as_float_array,
+    check_square,
+    full_precision,
+    match_varying,
+)
 from geomjax.linalg import invsqrtm, nuclear_norm, solve_lyapunov, sqrtm
 from geomjax.manifolds._base import check_float_dtype, svd_or_nan
 from geomjax.manifolds._mean import FrechetMeanResult
@@ -68,6 +75,7 @@ def _sqdist_jvp(primals, tangents):
     return match_varying(_sqdist(a, b), tangent), tangent
 
 
+@full_precision
 def bures_wasserstein_sqdist(a: ArrayLike, b: ArrayLike) -> Array:
     r"""Squared Bures-Wasserstein distance between SPD matrices (the Bures term of W2 between
     Gaussians), accurate at coincident and ill-conditioned matrices.

@@ -14,12 +14,21 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, PRNGKey, as_float_array, psum_if
+from geomjax._core import (
+    Array,
+    ArrayLike,
+    PRNGKey,
+    as_float_array,
+    eigh_or_nan,
+    full_precision,
+    psum_if,
+)
 from geomjax.linalg import spectral_fn
 from geomjax.manifolds._base import Manifold, check_float_dtype, check_key
 from geomjax.manifolds._mean import FrechetMeanResult
 
 
+@full_precision
 def sym(x: Array) -> Array:
     return 0.5 * (x + jnp.swapaxes(x, -1, -2))
 
@@ -145,7 +154,7 @@ class SPDBase(Manifold):
         to a small SPD one, but the zero matrix maps to (numerically) zero, which is not SPD.
         """
         x = sym(self._args("projx", x=x))
-        lam, q = jnp.linalg.eigh(x)
+        lam, q = eigh_or_nan(x)
         floor = jnp.finfo(x.dtype).eps * jnp.maximum(jnp.max(jnp.abs(lam)), jnp.finfo(x.dtype).tiny)
         return sym((q * jnp.maximum(lam, floor)[None, :]) @ q.T)
 

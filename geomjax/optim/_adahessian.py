@@ -435,7 +435,7 @@ def adahessian(
       >>> for i in range(3):
       ...     u, state = tx.update(None, state, w, loss_fn=loss, key=jax.random.key(i), batch_args=(a,))
       ...     w = optax.apply_updates(w, u)
-      >>> w
+      >>> w.round(4)
       Array([-0.1251, 0.2503], dtype=float32)
 
     References:

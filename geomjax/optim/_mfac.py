@@ -97,6 +97,7 @@ from geomjax._core import (
     as_float_array,
     check_positive,
     check_scalar,
+    full_precision,
     pmean_if,
     psum_if,
 )
@@ -124,6 +125,7 @@ class MFACState(NamedTuple):
     gram: Array | tuple[Array, ...]
 
 
+@full_precision
 def _window_step(
     G: Array, gram: Array, idx: Array, g: Array, damping: float, axis_name: str | None = None
 ) -> tuple[Array, Array, Array]:
@@ -263,6 +265,7 @@ def scale_by_mfac(
             jnp.zeros([], jnp.int32), jnp.zeros((nb, m, blocks), dtype), jnp.zeros((nb, m, m), adt)
         )
 
+    @full_precision
     def update_fn(updates, state, params=None):
         leaves, treedef = _leaves(fn, "updates", updates)
         if params is not None:

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, as_float_array, psum_if
+from geomjax._core import Array, ArrayLike, as_float_array, full_precision, psum_if
 from geomjax.manifolds._spd_common import SPDBase, check_iter, karcher_flow
 
 
@@ -24,6 +24,7 @@ class RBNState(NamedTuple):
     running_var: Array
 
 
+@full_precision
 def rbn_init(n: int, dtype=jnp.float32) -> RBNState:
     """Initial running statistics: the identity and a unit variance.
 
@@ -80,6 +81,7 @@ def _frechet_stats(x, metric, max_iter, tol, axis_name):
     return res.mean, var, res
 
 
+@full_precision
 def batch_frechet_stats(
     x: ArrayLike,
     metric: SPDBase,
@@ -109,6 +111,7 @@ def batch_frechet_stats(
     return _frechet_stats(x, metric, max_iter, tol, axis_name)
 
 
+@full_precision
 def riemannian_batch_norm(
     x: ArrayLike,
     state: RBNState,

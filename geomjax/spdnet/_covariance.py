@@ -6,7 +6,7 @@ import numbers
 
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, as_float_array, check_ndim, safe_div
+from geomjax._core import Array, ArrayLike, as_float_array, check_ndim, full_precision, safe_div
 
 _SHRINKAGE_OPTIONS = (None, "ledoit_wolf")
 
@@ -66,6 +66,7 @@ def _check_shrinkage(fn: str, shrinkage):
     return arr
 
 
+@full_precision
 def ledoit_wolf_shrinkage(x: ArrayLike, *, assume_centered: bool = False) -> Array:
     r"""Ledoit-Wolf shrinkage coefficient of one multichannel signal.
 
@@ -109,6 +110,7 @@ def ledoit_wolf_shrinkage(x: ArrayLike, *, assume_centered: bool = False) -> Arr
     return _ledoit_wolf_coefficient(xc, emp)
 
 
+@full_precision
 def covariance(x: ArrayLike, *, shrinkage=None, assume_centered: bool = False) -> Array:
     r"""Covariance matrix of one multichannel signal, optionally shrunk toward a scaled identity.
 
@@ -172,6 +174,7 @@ def covariance(x: ArrayLike, *, shrinkage=None, assume_centered: bool = False) -
     return (1.0 - s) * emp + (s * mu) * jnp.eye(p, dtype=emp.dtype)
 
 
+@full_precision
 def delay_embedding(x: ArrayLike, *, order: int, lag: int) -> Array:
     r"""Stack ``order`` copies of a signal, each shifted by a further ``lag`` samples.
 
@@ -221,6 +224,7 @@ def delay_embedding(x: ArrayLike, *, order: int, lag: int) -> Array:
     return jnp.concatenate([x[:, p * lag : p * lag + t_out] for p in range(order)], axis=0)
 
 
+@full_precision
 def augmented_covariance(
     x: ArrayLike,
     *,

@@ -8,10 +8,11 @@ import numbers
 
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, as_float_array, check_square
+from geomjax._core import Array, ArrayLike, as_float_array, check_square, full_precision
 from geomjax.linalg import logm, spectral_fn
 
 
+@full_precision
 def bimap(x: ArrayLike, w: ArrayLike) -> Array:
     r"""Bilinear map :math:`W^\top X W` of an SPD matrix by a Stiefel matrix.
 
@@ -73,6 +74,7 @@ def _reeig_fn(floor: float):
     )
 
 
+@full_precision
 def reeig(x: ArrayLike, eps: float = 1e-4) -> Array:
     r"""Eigenvalue rectification :math:`U \max(\Lambda, \epsilon) U^\top` (the SPDNet ReLU).
 
@@ -108,6 +110,7 @@ def reeig(x: ArrayLike, eps: float = 1e-4) -> Array:
     return _reeig_fn(float(eps))(x)
 
 
+@full_precision
 def logeig(x: ArrayLike, *, vectorize: bool = False) -> Array:
     r"""Matrix logarithm :math:`U \log(\Lambda) U^\top`, mapping SPD features to a flat space.
 

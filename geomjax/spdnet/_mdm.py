@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, as_float_array
+from geomjax._core import Array, ArrayLike, as_float_array, full_precision
 from geomjax.manifolds._base import Manifold
 from geomjax.manifolds._spd_affine import SPDAffineInvariant
 
@@ -57,6 +57,7 @@ def _check_stack(fn: str, x: ArrayLike) -> Array:
     return x
 
 
+@full_precision
 def mdm_fit(
     x: ArrayLike,
     labels: ArrayLike,
@@ -179,6 +180,7 @@ def _check_state(fn: str, state, n: int) -> tuple[Array, Array]:
     return means, weights
 
 
+@full_precision
 def mdm_distances(state: MDMState, x: ArrayLike, *, metric: Manifold | None = None) -> Array:
     r"""Distances of each matrix to each class mean, :math:`D_{ic} = d(X_i, M_c)`.
 
@@ -216,6 +218,7 @@ def mdm_distances(state: MDMState, x: ArrayLike, *, metric: Manifold | None = No
     return jnp.where(present[None, :], d, jnp.inf)
 
 
+@full_precision
 def mdm_predict(state: MDMState, x: ArrayLike, *, metric: Manifold | None = None) -> Array:
     r"""Predict the class of each matrix: the nearest class mean, :math:`\hat y_i = \arg\min_c d(X_i, M_c)`.
 

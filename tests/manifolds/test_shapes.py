@@ -312,3 +312,50 @@ def test_bures_wasserstein_sqdist_rejects_stacks():
     a = jnp.broadcast_to(jnp.eye(3), (2, 3, 3))
     with pytest.raises(ValueError, match=r"`a` and `b`.*\(n, n\)"):
         gm.bures_wasserstein_sqdist(a, a)
+
+
+# -- matrix products at full precision (GPU: float32 products default to TF32) ----------------
+
+
+def _dot_precisions(jaxpr, out):
+    """Collect the ``precision`` of every ``dot_general`` in a jaxpr, sub-jaxprs included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            out.append(eqn.params["precision"])
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    _dot_precisions(inner, out)
+    return out
+
+
+def _is_highest(precision) -> bool:
+    parts = precision if isinstance(precision, (tuple, list)) else (precision,)
+    return all(p == jax.lax.Precision.HIGHEST for p in parts)
+
+
+@pytest.mark.parametrize(("name", "method"), CASES)
+def test_matmuls_traced_at_full_precision(name, method):
+    """Every matrix product of every manifold method, and of its gradient, is traced at
+    ``Precision.HIGHEST`` (the base class wraps public methods in ``full_precision``): on
+    NVIDIA GPUs float32 products otherwise run as TF32 and round to about 1e-3, which broke
+    Grassmann exp/log round trips and parallel transport in the platform check of df0eed7.
+    Checked on the jaxpr, so it holds on any backend; a global default precision of
+    ``"bfloat16"`` must not leak in."""
+    m, values = _valid(name)
+    with jax.default_matmul_precision("bfloat16"):
+        jaxpr = jax.make_jaxpr(lambda: _call(m, method, values))()
+        found = _dot_precisions(jaxpr.jaxpr, [])
+        diff = [a for a in METHODS[method] if a in ("x", "y", "u", "v", "g")]
+        if diff and method not in ("check_point", "check_tangent", "random_tangent"):
+            arg = diff[0]
+
+            def scalar(z):
+                out = _call(m, method, values, **{arg: z})
+                return sum(jnp.sum(jnp.asarray(o)) for o in jax.tree.leaves(out))
+
+            grad_jaxpr = jax.make_jaxpr(jax.grad(scalar))(values[arg])
+            found += _dot_precisions(grad_jaxpr.jaxpr, [])
+    bad = [p for p in found if not _is_highest(p)]
+    assert not bad, f"{name}.{method}: {len(bad)} of {len(found)} products not HIGHEST: {bad[:3]}"

@@ -85,13 +85,13 @@ matrix products and one elementwise product, :math:`O(L^2 \cdot L^2)` per channe
 north-south symmetry :math:`Y_{lm}(\pi - \theta, \varphi) = (-1)^{l+|m|} Y_{lm}(\theta,
 \varphi)` of the Gauss-Legendre rows: the even and odd components are evaluated on the
 northern rows only (and the equator), halving the products (CPU, ``sh(8) x sh(8)``: forward
-0.58 -> 0.37 ms at B = 256). (Separable alternatives
-measured slower on the CPU: the per-:math:`m` Legendre sums followed by a longitude DFT as a
-matrix product took 1.3-2.5x the time of the dense grid matrices at :math:`L \le 6`, and
-e3nn-jax's own recipe on the same grid is slower with its FFT than without; see
-``benchmarks/bench_fast_tp.py``; the grid code is in ``_sphere_grid.py``.) ``method="dense"`` sums the stacked coefficient tensor
-directly (one contraction per pair of twist classes), the reference structure for small
-:math:`L`.
+0.58 -> 0.37 ms at B = 256; the grid code is in ``_sphere_grid.py``). (Separable
+alternatives measured slower on the CPU: the per-:math:`m` Legendre sums followed by a
+longitude DFT as a matrix product took 1.3-2.5x the time of the dense grid matrices at
+:math:`L \le 6`, and e3nn-jax's own recipe on the same grid is slower with its FFT than
+without; see ``benchmarks/bench_fast_tp.py``.) ``method="dense"`` sums the stacked
+coefficient tensor directly (one contraction per pair of twist classes), the reference
+structure for small :math:`L`.
 
 **Channels.** Multiplicities are channels: after regrouping, channel :math:`c` of an input
 is the function built from copy :math:`c` of each of its irreps (zero where an irrep has

@@ -134,9 +134,10 @@ def _sh_grad_numpy(lmax: int, xyz: np.ndarray) -> dict:
 
 
 def _synthesis(e: Array, h, dtype):
-    """A full grid matrix: ``e @ h``. A :class:`_HalfSynthesis`: ``(..., C, n)`` coefficients -> ``(P, Q)``: the even part on the northern rows and the
-    equator, the odd part on the northern rows (``None`` when empty); the function is
-    ``P + Q`` on the northern rows, ``P - Q`` on their mirrors, ``P`` on the equator."""
+    """A full grid matrix: ``e @ h``. A :class:`_HalfSynthesis`: ``(..., C, n)``
+    coefficients -> ``(P, Q)``, the even part on the northern rows and the equator and the odd
+    part on the northern rows (``None`` when empty); the function is ``P + Q`` on the northern
+    rows, ``P - Q`` on their mirrors, ``P`` on the equator."""
     if isinstance(h, np.ndarray):
         return e @ jnp.asarray(h, dtype)
     even, odd = _deinterleave(e, h.ls)
@@ -180,9 +181,10 @@ def _interleave(z_even: Array, z_odd: Array | None, ls) -> Array:
 
 
 def _analysis(pairs, b, dtype) -> Array:
-    """Full grid: ``(sum of f1 * f2) @ b``. Half grid: project the sum of the products of the ``pairs`` of half-grid functions: with
-    ``f = P +- Q``, the north + south sum of ``f1 f2`` is ``2 (P1 P2 + Q1 Q2)`` and the
-    difference ``2 (P1 Q2 + Q1 P2)`` (the 2 is in ``b``)."""
+    """Full grid: ``(sum of f1 * f2) @ b``. Half grid: project the sum of the products of
+    the ``pairs`` of half-grid functions: with ``f = P +- Q``, the north + south sum of
+    ``f1 f2`` is ``2 (P1 P2 + Q1 Q2)`` and the difference ``2 (P1 Q2 + Q1 P2)`` (the 2 is in
+    ``b``)."""
     if isinstance(b, np.ndarray):
         prod = pairs[0][0] * pairs[0][1]
         for f1, f2 in pairs[1:]:

@@ -17,31 +17,20 @@ import inspect
 import jax
 import jax.numpy as jnp
 import pytest
+from _precision import dot_precisions, is_highest
 
 import geomjax.linalg as gl
 import geomjax.manifolds as gm
 import geomjax.spdnet as gs
 
 
-def _dot_precisions(jaxpr, out):
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "dot_general":
-            out.append(eqn.params["precision"])
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (tuple, list)) else (value,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    _dot_precisions(inner, out)
-    return out
-
-
 def _all_highest(fn, *args):
     with jax.default_matmul_precision("bfloat16"):
-        found = _dot_precisions(jax.make_jaxpr(fn)(*args).jaxpr, [])
+        found = dot_precisions(jax.make_jaxpr(fn)(*args).jaxpr)
         scalar = lambda *a: jnp.sum(fn(*a))  # noqa: E731
-        found += _dot_precisions(jax.make_jaxpr(jax.grad(scalar))(*args).jaxpr, [])
+        found += dot_precisions(jax.make_jaxpr(jax.grad(scalar))(*args).jaxpr)
     assert found, "no matrix product traced: the check would be vacuous"
-    return [p for p in found if p != (jax.lax.Precision.HIGHEST,) * 2]
+    return [p for p in found if not is_highest(p)]
 
 
 @pytest.mark.parametrize("module", [gm, gl, gs], ids=lambda m: m.__name__)

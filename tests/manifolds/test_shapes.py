@@ -6,6 +6,8 @@ time naming the argument and the expected shape (batches go through ``jax.vmap``
 or complex array raises ``TypeError`` naming the argument. The manifold list is built from
 ``geomjax.manifolds.__all__`` and the method list from each class, so a new manifold or a new
 public method without an entry here fails ``test_every_manifold_and_method_is_listed``.
+Every method's matrix products, and its gradient's, are traced at ``Precision.HIGHEST``
+(``test_matmuls_traced_at_full_precision``: TF32 on GPUs).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import jax
 import jax.numpy as jnp
 import pytest
+from _precision import dot_precisions, is_highest
 
 import geomjax.manifolds as gm
 
@@ -317,24 +320,6 @@ def test_bures_wasserstein_sqdist_rejects_stacks():
 # -- matrix products at full precision (GPU: float32 products default to TF32) ----------------
 
 
-def _dot_precisions(jaxpr, out):
-    """Collect the ``precision`` of every ``dot_general`` in a jaxpr, sub-jaxprs included."""
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "dot_general":
-            out.append(eqn.params["precision"])
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (tuple, list)) else (value,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    _dot_precisions(inner, out)
-    return out
-
-
-def _is_highest(precision) -> bool:
-    parts = precision if isinstance(precision, (tuple, list)) else (precision,)
-    return all(p == jax.lax.Precision.HIGHEST for p in parts)
-
-
 @pytest.mark.parametrize(("name", "method"), CASES)
 def test_matmuls_traced_at_full_precision(name, method):
     """Every matrix product of every manifold method, and of its gradient, is traced at
@@ -346,7 +331,7 @@ def test_matmuls_traced_at_full_precision(name, method):
     m, values = _valid(name)
     with jax.default_matmul_precision("bfloat16"):
         jaxpr = jax.make_jaxpr(lambda: _call(m, method, values))()
-        found = _dot_precisions(jaxpr.jaxpr, [])
+        found = dot_precisions(jaxpr.jaxpr)
         diff = [a for a in METHODS[method] if a in ("x", "y", "u", "v", "g")]
         if diff and method not in ("check_point", "check_tangent", "random_tangent"):
             arg = diff[0]
@@ -356,6 +341,6 @@ def test_matmuls_traced_at_full_precision(name, method):
                 return sum(jnp.sum(jnp.asarray(o)) for o in jax.tree.leaves(out))
 
             grad_jaxpr = jax.make_jaxpr(jax.grad(scalar))(values[arg])
-            found += _dot_precisions(grad_jaxpr.jaxpr, [])
-    bad = [p for p in found if not _is_highest(p)]
+            found += dot_precisions(grad_jaxpr.jaxpr)
+    bad = [p for p in found if not is_highest(p)]
     assert not bad, f"{name}.{method}: {len(bad)} of {len(found)} products not HIGHEST: {bad[:3]}"

@@ -157,6 +157,10 @@ PUBLIC = {
         "canonicalized_apply",
         "gaunt_coefficients",
         "gaunt_tensor_product",
+        "so2_convolution",
+        "so2_convolution_num_weights",
+        "init_so2_convolution",
+        "channelwise_to_so2_weights",
     },
     "geomjax.distributed": {
         "gather",

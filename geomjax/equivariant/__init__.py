@@ -1,7 +1,7 @@
 """Equivariant building blocks: graph segment ops, EGNN, Deep Sets, frame averaging, canonicalization;
 irreps of O(3), irreps arrays, spherical harmonics, Clebsch-Gordan coefficients and Wigner-D matrices;
-tensor products (full, channelwise, fully connected; Gaunt products on an exact sphere grid), irreps
-linear maps, gate and norm activations, and a steerable message-passing layer.
+tensor products (full, channelwise, fully connected; Gaunt products on an exact sphere grid), SO(2)
+(eSCN) convolutions, irreps linear maps, gate and norm activations, and a steerable message-passing layer.
 
 Float32 accuracy on GPUs. NVIDIA GPUs run float32 matrix products as TF32 by default (10 mantissa
 bits, relative rounding about 1e-3). Every product with coordinates, frames or rotations in this
@@ -58,6 +58,12 @@ from geomjax.equivariant._graph import (
 from geomjax.equivariant._irreps import Irrep, Irreps, MulIrrep
 from geomjax.equivariant._irreps_array import IrrepsArray, concatenate, from_chunks, zeros
 from geomjax.equivariant._linear import init_irreps_linear, irreps_linear, irreps_linear_num_weights
+from geomjax.equivariant._so2_conv import (
+    channelwise_to_so2_weights,
+    init_so2_convolution,
+    so2_convolution,
+    so2_convolution_num_weights,
+)
 from geomjax.equivariant._spherical_harmonics import spherical_harmonics
 from geomjax.equivariant._steerable_mp import (
     SteerableMPConfig,
@@ -93,6 +99,7 @@ __all__ = [
     "canonicalizer_vectors",
     "channelwise_tensor_product",
     "channelwise_tensor_product_irreps",
+    "channelwise_to_so2_weights",
     "clebsch_gordan",
     "concatenate",
     "decanonicalize",
@@ -119,6 +126,7 @@ __all__ = [
     "init_egnn_layer",
     "init_fully_connected_tensor_product",
     "init_irreps_linear",
+    "init_so2_convolution",
     "init_steerable_mp",
     "irreps_linear",
     "irreps_linear_num_weights",
@@ -131,6 +139,8 @@ __all__ = [
     "segment_softmax",
     "segment_sum",
     "set_pool",
+    "so2_convolution",
+    "so2_convolution_num_weights",
     "so3_generators",
     "soft_odd",
     "spherical_harmonics",

@@ -48,7 +48,8 @@ R_z(-\pi/2)` (:math:`D(Q) = J`), singular only on the :math:`x` axis, so :math:`
 roll about the edge (the SO(2) map commutes with :math:`D_y`), so the chart switch is invisible
 up to round-off. A zero-length edge has no direction: it is treated as pointing along
 :math:`+y` (identity frame), finite with finite gradients, but then the output is not
-rotation-equivariant (mask or cut off such edges, e.g. self-loops).
+rotation-equivariant (mask or cut off such edges, e.g. self-loops). A non-finite edge vector
+gives NaN outputs for its edge (NaN in, NaN out), other edges are unaffected.
 
 Weight layout (``(..., num_weights)``, one vector per edge, leading axes broadcast with those
 of ``x`` and ``edge_vec``). ``x`` has ``C`` channels of each of its (regrouped) irreps
@@ -154,6 +155,8 @@ def _out_irreps(fn: str, irreps_out, channels: int) -> Irreps:
                 f"{irreps_out}"
             )
         return Irreps([(channels, Irrep(l, (-1) ** l)) for l in range(int(irreps_out) + 1)])
+    if irreps_out is None:
+        raise ValueError(f"{fn}: argument `irreps_out` must be a degree or irreps; got None")
     out = _as_irreps(fn, "irreps_out", irreps_out)
     for mul, _ in out:
         if mul % channels:
@@ -258,10 +261,11 @@ def _frame(edge_vec: Array):
     ok = rho2 > 0.25  # false only for a zero-length edge
     rho = jnp.sqrt(jnp.where(ok, rho2, 1.0))
     one, zero = jnp.ones_like(rho), jnp.zeros_like(rho)
-    ca = jnp.where(ok, v[..., 2] / rho, one)
-    sa = jnp.where(ok, v[..., 0] / rho, zero)
-    cb = jnp.where(ok, v[..., 1], one)
-    sb = jnp.where(ok, rho, zero)
+    poison = jnp.sum(u - u, axis=-1)  # NaN for a non-finite edge (no silent identity frame)
+    ca = jnp.where(ok, v[..., 2] / rho, one) + poison
+    sa = jnp.where(ok, v[..., 0] / rho, zero) + poison
+    cb = jnp.where(ok, v[..., 1], one) + poison
+    sb = jnp.where(ok, rho, zero) + poison
     return chart_b, (ca, sa), (cb, sb)
 
 
@@ -392,7 +396,10 @@ def _inputs(fn: str, x, edge_vec, weights, irreps_out, m_max):
         )
     x = x.regroup()
     plan = _prepare(fn, x.irreps, irreps_out, m_max)
-    e = jnp.asarray(edge_vec)
+    try:
+        e = jnp.asarray(edge_vec)
+    except TypeError as err:
+        raise TypeError(f"{fn}: argument `edge_vec` must be a real floating array: {err}") from err
     if not jnp.issubdtype(e.dtype, jnp.floating):
         raise TypeError(f"{fn}: argument `edge_vec` must be real floating; got {e.dtype}")
     if e.ndim < 1 or e.shape[-1] != 3:

@@ -47,6 +47,7 @@ COVERED = {
         "canonicalizer_vectors",
         "channelwise_tensor_product",
         "channelwise_tensor_product_irreps",
+        "channelwise_to_so2_weights",
         "clebsch_gordan",
         "concatenate",
         "decanonicalize",
@@ -73,6 +74,7 @@ COVERED = {
         "init_egnn_layer",
         "init_fully_connected_tensor_product",
         "init_irreps_linear",
+        "init_so2_convolution",
         "init_steerable_mp",
         "irreps_linear",
         "irreps_linear_num_weights",
@@ -85,6 +87,8 @@ COVERED = {
         "segment_softmax",
         "segment_sum",
         "set_pool",
+        "so2_convolution",
+        "so2_convolution_num_weights",
         "so3_generators",
         "soft_odd",
         "spherical_harmonics",
@@ -1918,3 +1922,79 @@ def test_steerable_mp_coincident_nodes_and_zero_edges_finite():
     assert leaves_finite(gp) and leaves_finite(gx)
     masked = _mp(_H, pos, s, r, edge_mask=np.array([True, False, True, True]))
     assert leaves_finite(masked.array)
+
+
+# -- SO(2) convolution -------------------------------------------------------------------------
+
+_SO2_X = E.IrrepsArray("2x0e + 2x1o", np.linspace(-1.0, 1.0, 24, dtype=np.float32).reshape(3, 8))
+_SO2_R = np.array([[0.3, -0.4, 1.2], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
+_SO2_NW = 10
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [("x", np.ones((3, 8), np.float32)), ("x", E.IrrepsArray("2x0e + 3x1o", np.ones((3, 11))))]
+    + [("edge_vec", v) for v in (np.ones((3, 2), np.float32), np.ones((3, 3), np.int32), "y")]
+    + [("weights", v) for v in (np.ones((3, 5), np.float32), np.ones((3, 10), np.int32))],
+)
+def test_so2_convolution_bad_arrays(name, value):
+    args = {"x": _SO2_X, "edge_vec": _SO2_R, "weights": np.ones((3, _SO2_NW), np.float32)}
+    args[name] = value
+    expect_named_error(
+        E.so2_convolution,
+        args["x"],
+        args["edge_vec"],
+        args["weights"],
+        name=name,
+        jit=False,
+        irreps_out=1,
+    )
+
+
+@pytest.mark.parametrize(
+    "option,value",
+    [("irreps_out", v) for v in (-1, "3x1o", "nonsense", 1.5, None)]
+    + [("m_max", v) for v in (-1, 1.5, True, "1")],
+)
+def test_so2_convolution_bad_options(option, value):
+    kw = {"irreps_out": 1, option: value}
+    w = np.ones((3, _SO2_NW), np.float32)
+    expect_named_error(E.so2_convolution, _SO2_X, _SO2_R, w, name=option, jit=False, **kw)
+
+
+def test_so2_helpers_bad_arguments():
+    expect_named_error(E.so2_convolution_num_weights, "2x0e + 3x1o", 1, name="x", jit=False)
+    expect_named_error(E.so2_convolution_num_weights, "nonsense", 1, name="irreps_in", jit=False)
+    for bad_key in BAD_KEYS:
+        expect_named_error(E.init_so2_convolution, bad_key, "2x0e", 0, name="key", jit=False)
+    w = np.ones(12, np.float32)
+    for sh in (-1, "1e", "0e + 0e", "2x1o"):
+        expect_named_error(
+            E.channelwise_to_so2_weights, w, "2x0e + 2x1o", sh, name="irreps_sh", jit=False
+        )
+    expect_named_error(
+        E.channelwise_to_so2_weights, w[:5], "2x0e + 2x1o", 1, name="weights", jit=False
+    )
+    expect_named_error(
+        E.channelwise_to_so2_weights, w, "2x0e + 2x1o", 1, name="m_max", jit=False, m_max=-2
+    )
+
+
+def test_so2_convolution_nan_in_nan_out_edge_cases_finite():
+    """A NaN edge poisons its own edge only; edges along +y, -y and of zero length give finite
+    values and gradients; an output no block reaches is zero."""
+    w = np.asarray(E.init_so2_convolution(jax.random.key(0), "2x0e + 2x1o", 1))
+    w = np.broadcast_to(w, (3, _SO2_NW))
+    with jax.debug_nans(False):
+        r = _SO2_R.copy()
+        r[0, 1] = np.nan
+        out = np.asarray(E.so2_convolution(_SO2_X, r, w, irreps_out=1).array)
+        assert np.isnan(out[0]).all() and np.isfinite(out[1:]).all()
+    for r in (_SO2_R, -_SO2_R):
+        g = jax.grad(
+            lambda a, b: jnp.sum(E.so2_convolution(a, b, w, irreps_out=1).array ** 2),
+            argnums=(0, 1),
+        )(_SO2_X, r)
+        assert leaves_finite(g)
+    out = E.so2_convolution(_SO2_X, _SO2_R, np.zeros((3, 0), np.float32), irreps_out="2x0o")
+    assert out.shape == (3, 2) and not np.asarray(out.array).any()

@@ -38,8 +38,11 @@ Frame (deterministic, no random roll). With :math:`\hat r = (x, y, z)`, :math:`\
 \sqrt{x^2 + z^2}`, :math:`R_e = R_x(-\beta) R_y(-\alpha)` with :math:`(\cos\alpha, \sin\alpha)
 = (z, x)/\rho`, :math:`(\cos\beta, \sin\beta) = (y, \rho)`, so :math:`D(R_e) = J\, D_y(-\beta)\,
 J^\top D_y(-\alpha)` with the closed-form rotations :math:`D_y` about the polar axis (a
-cosine/sine per :math:`m`, applied elementwise) and the constant :math:`J = D(R_z(-\pi/2))`
-(two small constant matrix products per degree, over all edges and channels at once). No angle
+cosine/sine per :math:`m`, applied elementwise) and the constant :math:`J = D(R_z(-\pi/2))`.
+These are applied to the identity to build each edge's Wigner matrix once per degree
+(:math:`O((2l+1)^3)` per edge, independent of the channels), then each direction of rotation
+is one batched product per degree over the channels (measured 2x faster on the CPU than
+applying the four factors to the features). No angle
 is computed: :math:`\cos m\alpha, \sin m\alpha` come from the complex powers of
 :math:`(\cos\alpha + i \sin\alpha)`. This frame is singular on the polar axis; edges within
 45 degrees of it (:math:`|y| > 1/\sqrt 2`) use the frame of :math:`Q \hat r` times :math:`Q =
@@ -309,17 +312,6 @@ def _rotate_in(v, l, chart_b, alpha, beta, roll):
     return v
 
 
-def _rotate_out(v, l, chart_b, alpha, beta, roll):
-    j = _y_to_x(l)
-    if l == 0:
-        return v
-    if roll is not None:
-        v = _rot_y(v, l, *roll, sign=-1.0)
-    v = _mm(_rot_y(_mm(v, j.T), l, *beta, sign=1.0), j)
-    v = _rot_y(v, l, *alpha, sign=1.0)
-    return jnp.where(chart_b[..., None, None], _mm(v, j.T), v)
-
-
 # -- the convolution ---------------------------------------------------------------------------
 
 
@@ -335,12 +327,19 @@ def _so2_core(plan: _Plan, x: Array, u: Array, w: Array, roll=None) -> Array:
     alpha, beta = _harmonics(alpha, l_max), _harmonics(beta, l_max)
     if roll is not None:
         roll = _harmonics(roll, l_max)
+    # per-edge Wigner matrices, transposed: dt[l][..., j, :] = D^l(R_e) e_j (built by rotating
+    # the identity: O((2l+1)^3) per edge, then one batched product per entry and direction)
+    ls = {ir.l for _, ir in plan.irreps_in} | {ir.l for _, ir in plan.irreps_out}
+    dt = {}
+    for l in ls:
+        eye = jnp.broadcast_to(jnp.eye(2 * l + 1, dtype=dtype), lead + (2 * l + 1, 2 * l + 1))
+        dt[l] = _rotate_in(eye, l, chart_b, alpha, beta, roll)
     # rotate each input entry into the edge frame: (..., C, 2l + 1)
     chunks, off = [], 0
     for mul, ir in plan.irreps_in:
         c = x[..., off : off + mul * ir.dim].reshape(lead + (mul, ir.dim))
         off += mul * ir.dim
-        chunks.append(_rotate_in(c, ir.l, chart_b, alpha, beta, roll))
+        chunks.append(c if ir.l == 0 else jnp.einsum("...cj,...ji->...ci", c, dt[ir.l]))
     # per m and output signature: (..., 2, n_rows, C) for the +m and -m components
     out_m = {}
     for blk in plan.blocks:
@@ -348,7 +347,9 @@ def _so2_core(plan: _Plan, x: Array, u: Array, w: Array, roll=None) -> Array:
         wb = w[..., blk.start : blk.start + blk.size].reshape(lead + (len(blk.ins), -1, C))
         if m == 0:
             xs = jnp.stack([chunks[a][..., plan.irreps_in[a].ir.l] for a in blk.ins], -2)
-            z = jnp.einsum("...ac,...arc->...rc", xs, wb)[..., None, :, :]
+            # multiply-and-reduce (one fused loop reading each per-edge weight once) instead of
+            # einsum: a batched dot over (edge, channel) transposes the weights (2x slower)
+            z = jnp.sum(xs[..., :, None, :] * wb, axis=-3)[..., None, :, :]
         else:
             pos, neg = [], []
             for a, flip in zip(blk.ins, blk.flip):
@@ -357,7 +358,7 @@ def _so2_core(plan: _Plan, x: Array, u: Array, w: Array, roll=None) -> Array:
                 pos.append(xn if flip else xp)
                 neg.append(-xp if flip else xn)
             xs = jnp.stack([jnp.stack(pos, -2), jnp.stack(neg, -2)], -3)  # (..., 2, a, C)
-            z = jnp.einsum("...sac,...arc->...src", xs, wb)
+            z = jnp.sum(xs[..., :, :, None, :] * wb[..., None, :, :, :], axis=-3)
         out_m[(m, blk.sigma)] = (blk.rows, z)
     # assemble each output entry from its rows (contiguous in every block), rotate back
     span = {}  # (b, m) -> (block key, first row): entry b's k_b rows are consecutive
@@ -381,7 +382,8 @@ def _so2_core(plan: _Plan, x: Array, u: Array, w: Array, roll=None) -> Array:
             z = out_m[key][1]
             comps.append(z[..., 0 if mm >= 0 else 1, r : r + n_k, :])
         v = jnp.stack(comps, -1).reshape(lead + (mul, ir.dim))  # copy-major, then channel
-        v = _rotate_out(v, ir.l, chart_b, alpha, beta, roll)
+        if ir.l > 0:
+            v = jnp.einsum("...cj,...ij->...ci", v, dt[ir.l])
         outs.append(v.reshape(lead + (mul * ir.dim,)))
     if not outs:
         return jnp.zeros(lead + (0,), dtype)

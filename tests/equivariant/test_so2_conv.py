@@ -285,3 +285,20 @@ def test_bad_arguments_name_the_argument(kwargs, name):
     args.update(kwargs)
     with pytest.raises((TypeError, ValueError), match=f"`{name}`"):
         so2_convolution(args.pop("x"), args.pop("edge_vec"), args.pop("weights"), **args)
+
+
+def test_every_matrix_product_at_full_precision():
+    """Jaxpr audit: forward and gradient products are HIGHEST under a bfloat16 default."""
+    from _precision import dot_precisions, is_highest
+
+    x = IrrepsArray("2x0e + 2x1o + 2x2e", jnp.ones((3, 18)))
+    r = jnp.asarray(_edges(0, 0)[:3], jnp.float32)
+    w = jnp.ones((3, so2_convolution_num_weights(x.irreps, 2)))
+
+    def loss(a, b, c):
+        return jnp.sum(so2_convolution(a, b, c, irreps_out=2).array ** 2)
+
+    with jax.default_matmul_precision("bfloat16"):
+        found = dot_precisions(jax.make_jaxpr(loss)(x, r, w).jaxpr)
+        found += dot_precisions(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1, 2)))(x, r, w).jaxpr)
+    assert found and all(is_highest(p) for p in found), found

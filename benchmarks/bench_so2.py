@@ -59,7 +59,7 @@ def make_cases(args):
         x = jax.random.normal(k1, (edges, Irreps(irr).dim))
         r = jax.random.normal(k2, (edges, 3))
         w_cw = jax.random.normal(k3, (edges, n_w))
-        w_map, irreps_map = channelwise_to_so2_weights(w_cw, irr, lmax, filter_ir_out=keep)
+        w_map, irreps_map = channelwise_to_so2_weights(w_cw, irr, sh, filter_ir_out=keep)
         n_escn = so2_convolution_num_weights(irr, lmax)
         w_escn = jax.random.normal(k4, (edges, n_escn)) / np.sqrt(lmax + 1)
 

@@ -490,7 +490,7 @@ def _sh_irreps(fn: str, irreps_sh) -> Irreps:
     if isinstance(irreps_sh, numbers.Integral) and not isinstance(irreps_sh, bool):
         if irreps_sh < 0:
             raise ValueError(f"{fn}: argument `irreps_sh` must be a degree >= 0; got {irreps_sh}")
-        irreps_sh = list(range(int(irreps_sh) + 1))
+        irreps_sh = [int(irreps_sh)]  # one degree, as spherical_harmonics(l, ...)
     if isinstance(irreps_sh, (list, tuple, range)) and all(
         isinstance(l, numbers.Integral) and not isinstance(l, bool) for l in irreps_sh
     ):
@@ -589,11 +589,18 @@ def channelwise_to_so2_weights(
     ``channelwise_tensor_product(x, spherical_harmonics(irreps_sh, edge_vec, True), w,
     filter_ir_out=filter_ir_out)`` (exactly, up to round-off, for ``m_max=None``).
 
+    The mapped weights fill dense per-:math:`m` blocks over every (input entry, output row)
+    pair, but each row (one path and channel) reads a single input degree, so most are zero
+    and the mapped SO(2) convolution is slower than the CG product it reproduces (CPU,
+    ``C = 32``, ``L = 2..6``: 2.5-5x, ``benchmarks/bench_so2.py``). It is the exactness check of the
+    reduction; for speed predict the weights of the eSCN layout (``irreps_out = L``: one copy
+    per degree, paths summed) directly.
+
     Args:
       weights: channelwise weights ``(..., num_weights)`` (path-major, then channel).
       irreps_in: irreps of ``x`` (``C`` channels of each irrep, regrouped).
-      irreps_sh: the harmonics' degrees: an int ``L_f`` (``0..L_f``), a list of degrees or
-        irreps such as ``"0e + 1o + 2e"`` (each degree once, parity :math:`(-1)^l`, component
+      irreps_sh: the harmonics' degrees, as ``spherical_harmonics`` takes them: an int (one
+        degree), a list of degrees or irreps such as ``"0e + 1o + 2e"`` (each degree once, parity :math:`(-1)^l`, component
         normalization).
       filter_ir_out: as in ``channelwise_tensor_product``.
       m_max: as in :func:`so2_convolution`.
@@ -611,8 +618,8 @@ def channelwise_to_so2_weights(
       >>> r = jnp.array([0.3, -1.2, 0.5])
       >>> _, n = channelwise_tensor_product_irreps(x.irreps, "0e + 1o + 2e")
       >>> w = jax.random.normal(jax.random.key(1), (n,))
-      >>> cg = channelwise_tensor_product(x, spherical_harmonics(2, r, True), w)
-      >>> w2, irreps_out = channelwise_to_so2_weights(w, x.irreps, 2)
+      >>> cg = channelwise_tensor_product(x, spherical_harmonics([0, 1, 2], r, True), w)
+      >>> w2, irreps_out = channelwise_to_so2_weights(w, x.irreps, [0, 1, 2])
       >>> so2 = so2_convolution(x, r, w2, irreps_out=irreps_out)
       >>> bool(jnp.allclose(so2.array, cg.array, atol=1e-5))
       True

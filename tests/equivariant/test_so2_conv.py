@@ -44,8 +44,13 @@ from geomjax.testing import assert_equivariant
 
 CASES = [
     ("3x0e + 3x1o + 3x2e", 2, None),
-    ("2x0e + 2x1o + 2x1e + 2x2e + 2x3o", 3, "0e + 1o + 1e + 2e + 2o + 3o"),
-    ("2x0o + 2x1e", "0e + 2e + 3o", None),
+    pytest.param(
+        "2x0e + 2x1o + 2x1e + 2x2e + 2x3o",
+        3,
+        "0e + 1o + 1e + 2e + 2o + 3o",
+        marks=pytest.mark.slow,  # about 8 s per dtype (compilation)
+    ),
+    pytest.param("2x0o + 2x1e", "0e + 2e + 3o", None, marks=pytest.mark.slow),
 ]
 
 # along +y, -y, a tiny -y, +x, near the chart boundary (|y| = 1/sqrt 2 +- 1e-7), random
@@ -89,7 +94,7 @@ def test_equals_channelwise_cg_convolution(irreps, sh, filt, dtype, tol):
         x, r, w = _problem(irreps, sh, filt, 0, dtype)
         ys = spherical_harmonics(_sh_irreps(sh), r, normalize=True)
         cg = channelwise_tensor_product(x, ys, w, filter_ir_out=filt)
-        w2, irreps_out = channelwise_to_so2_weights(w, x.irreps, sh, filter_ir_out=filt)
+        w2, irreps_out = channelwise_to_so2_weights(w, x.irreps, _sh_irreps(sh), filter_ir_out=filt)
         assert irreps_out == cg.irreps and w2.dtype == dtype
         out = jax.jit(lambda a, b, c: so2_convolution(a, b, c, irreps_out=irreps_out).array)(
             x, r, w2
@@ -110,6 +115,7 @@ def _gram_schmidt_frame(r, rng):
     return R if np.linalg.det(R) > 0 else np.stack([b, u, a])
 
 
+@pytest.mark.slow  # about 5-14 s per m_max (the vmapped Wigner-D reference compiles)
 @pytest.mark.parametrize("m_max", [0, 1, 2])
 def test_m_max_truncation_against_wigner_route(m_max):
     """Truncated output = D^T P_{|m| <= m_max} CG(D x, Y(e_y)) with quadrature Wigner matrices
@@ -117,7 +123,7 @@ def test_m_max_truncation_against_wigner_route(m_max):
     irreps, sh = "2x0e + 2x1o + 2x2e + 2x3o", 3
     with jax.enable_x64(True):
         x, r, w = _problem(irreps, sh, None, 3, jnp.float64)
-        w2, irreps_out = channelwise_to_so2_weights(w, x.irreps, sh, m_max=m_max)
+        w2, irreps_out = channelwise_to_so2_weights(w, x.irreps, _sh_irreps(sh), m_max=m_max)
         out = so2_convolution(x, r, w2, irreps_out=irreps_out, m_max=m_max).array
         rng = np.random.default_rng(5)
         y_pole = spherical_harmonics(_sh_irreps(sh), jnp.array([0.0, 1.0, 0.0]), True)
@@ -156,6 +162,7 @@ def test_independent_of_the_roll():
             )
 
 
+@pytest.mark.slow  # about 10 s per dtype (forward and gradient, compiled, 2 trials each)
 @pytest.mark.parametrize("dtype,rtol", [(jnp.float32, 1e-5), (jnp.float64, 1e-10)])
 def test_equivariant_under_jit_vmap_grad(dtype, rtol):
     irreps = "2x0e + 2x0o + 2x1o + 2x1e + 2x2e"
@@ -199,6 +206,7 @@ def test_equivariant_under_jit_vmap_grad(dtype, rtol):
         assert err <= rtol
 
 
+@pytest.mark.slow  # about 20 s per dtype (the mapping and the CG gradient, eager)
 @pytest.mark.parametrize("dtype,tol", [(jnp.float64, 1e-12), (jnp.float32, 1e-5)])
 def test_finite_and_exact_gradients_on_the_polar_axis_and_at_zero(dtype, tol):
     """Edges along +y, -y (values, gradients w.r.t. features, edges, weights) are finite and
@@ -218,7 +226,7 @@ def test_finite_and_exact_gradients_on_the_polar_axis_and_at_zero(dtype, tol):
         ).reshape(3, -1)
 
         def so2(a, b, ww):
-            w2, io = channelwise_to_so2_weights(ww, x.irreps, sh)
+            w2, io = channelwise_to_so2_weights(ww, x.irreps, _sh_irreps(sh))
             return jnp.sum(
                 c * so2_convolution(IrrepsArray(x.irreps, a), b, w2, irreps_out=io).array
             )

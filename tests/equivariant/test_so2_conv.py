@@ -310,3 +310,22 @@ def test_every_matrix_product_at_full_precision():
         found = dot_precisions(jax.make_jaxpr(loss)(x, r, w).jaxpr)
         found += dot_precisions(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1, 2)))(x, r, w).jaxpr)
     assert found and all(is_highest(p) for p in found), found
+
+
+@pytest.mark.slow  # about 5 s (finite differences of a compiled float64 function)
+def test_check_grads_float64():
+    """Forward- and reverse-mode derivatives against finite differences, an edge along -y
+    included (edges off the chart boundary, where finite differences would straddle the frame
+    switch; the output itself is smooth there)."""
+    from jax.test_util import check_grads
+
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(17)
+        r = jnp.asarray([[0.1, 0.9, -0.2], [0.0, -1.0, 0.0], [0.6, 0.2, -0.5]])
+        x = jnp.asarray(rng.standard_normal((3, 18)))
+        w = jnp.asarray(rng.standard_normal((3, so2_convolution_num_weights("2x0e+2x1o+2x2e", 2))))
+
+        def f(a, b, c):
+            return so2_convolution(IrrepsArray("2x0e+2x1o+2x2e", a), b, c, irreps_out=2).array
+
+        check_grads(jax.jit(f), (x, r, w), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _product_equivariance import assert_product_equivariant
 
 from geomjax.equivariant import (
     Irreps,
@@ -433,34 +434,8 @@ def test_equivariant_under_jit_vmap_grad(dtype, rtol):
     with jax.enable_x64(dtype == jnp.float64):
         x = IrrepsArray(EQ_I1, jnp.asarray(_rand(EQ_I1, (4,), 14), dtype))
         y = IrrepsArray(EQ_I2, jnp.asarray(_rand(EQ_I2, (4,), 15), dtype))
-        for name, op in _variants().items():
-            err = assert_equivariant(
-                jax.jit(jax.vmap(op)),
-                jax.random.key(1),
-                (x, y),
-                in_kinds=("irreps",) * 2,
-                out_kinds="irreps",
-                group="O3",
-                permute=True,
-                n_trials=2,
-                rtol=rtol,
-            )
-            assert err <= rtol, name
-
-            def grad_x(a, b, op=op):  # gradient of an invariant: transforms like x
-                return jax.grad(lambda u: jnp.sum(op(u, b).array ** 2))(a)
-
-            err = assert_equivariant(
-                jax.jit(grad_x),
-                jax.random.key(2),
-                (x, y),
-                in_kinds=("graph_irreps",) * 2,
-                out_kinds="graph_irreps",
-                group="O3",
-                n_trials=2,
-                rtol=rtol,
-            )
-            assert err <= rtol, name
+        for op in _variants().values():
+            assert_product_equivariant(op, x, y, rtol, kind="irreps", permute=True)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])

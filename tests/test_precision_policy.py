@@ -3,7 +3,7 @@
 On NVIDIA GPUs float32 matrix products default to TF32 (10 mantissa bits, relative rounding
 about 1e-3). The platform check of df0eed7 on an H100 failed Grassmann exp/log round trips
 (3.8e-4) and parallel transport (1.1e-3) for that reason, so every public function of
-``geomjax.manifolds``, ``geomjax.linalg`` and ``geomjax.spdnet`` is wrapped in
+``geomjax.manifolds``, ``geomjax.linalg`` and ``geomjax.spdnet`` (and M-FAC) is wrapped in
 ``geomjax._core.full_precision`` (manifold methods by the ``Manifold`` base class, checked per
 method in tests/manifolds/test_shapes.py). Checked on the jaxpr (any backend): every
 ``dot_general`` of the value and of the gradient is HIGHEST even under a global
@@ -65,3 +65,18 @@ def test_spdnet_and_so3_products_are_highest():
     assert not _all_highest(lambda x: gs.bimap(x, w), SPD)
     assert not _all_highest(lambda x: gs.tangent_space(x, SPD), SPD)
     assert not _all_highest(gm.exp_so3, jnp.array([0.1, 0.2, 0.3]))
+
+
+def test_mfac_products_are_highest():
+    """M-FAC (its Woodbury algebra amplifies TF32 rounding of the Gram matrix by its
+    conditioning): the optimizer update and the static inverse's methods."""
+    from geomjax.curvature._mfac import MFACInverse
+    from geomjax.optim import scale_by_mfac
+
+    g = jnp.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    finv = MFACInverse.from_gradients(g, 1e-2)
+    assert not _all_highest(finv.ihvp, g[0])
+    assert not _all_highest(lambda w: MFACInverse.from_gradients(w, 1e-2).ihvp(g[1]), g)
+    tx = scale_by_mfac(3, 1e-2)
+    state = tx.init(jnp.zeros(4))
+    assert not _all_highest(lambda u: tx.update(u, state)[0], g[0])

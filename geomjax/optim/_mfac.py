@@ -125,7 +125,6 @@ class MFACState(NamedTuple):
     gram: Array | tuple[Array, ...]
 
 
-@full_precision
 def _window_step(
     G: Array, gram: Array, idx: Array, g: Array, damping: float, axis_name: str | None = None
 ) -> tuple[Array, Array, Array]:

@@ -1,7 +1,7 @@
 """Equivariant building blocks: graph segment ops, EGNN, Deep Sets, frame averaging, canonicalization;
 irreps of O(3), irreps arrays, spherical harmonics, Clebsch-Gordan coefficients and Wigner-D matrices;
 tensor products (full, channelwise, fully connected; Gaunt products on an exact sphere grid), SO(2)
-(eSCN) convolutions, irreps linear maps, gate and norm activations, and a steerable message-passing layer.
+(eSCN) convolutions, MACE's symmetric contraction, irreps linear maps, gate and norm activations, and a steerable message-passing layer.
 
 Float32 accuracy on GPUs. NVIDIA GPUs run float32 matrix products as TF32 by default (10 mantissa
 bits, relative rounding about 1e-3). Every product with coordinates, frames or rotations in this
@@ -72,6 +72,11 @@ from geomjax.equivariant._steerable_mp import (
     polynomial_cutoff,
     steerable_message_passing,
 )
+from geomjax.equivariant._symmetric_contraction import (
+    init_symmetric_contraction,
+    symmetric_contraction,
+    symmetric_contraction_num_weights,
+)
 from geomjax.equivariant._tensor_product import (
     channelwise_tensor_product,
     channelwise_tensor_product_irreps,
@@ -128,6 +133,7 @@ __all__ = [
     "init_irreps_linear",
     "init_so2_convolution",
     "init_steerable_mp",
+    "init_symmetric_contraction",
     "irreps_linear",
     "irreps_linear_num_weights",
     "norm_activation",
@@ -146,6 +152,8 @@ __all__ = [
     "spherical_harmonics",
     "steerable_message_passing",
     "su2_generators",
+    "symmetric_contraction",
+    "symmetric_contraction_num_weights",
     "wigner_d",
     "wigner_d_from_angles",
     "wigner_d_from_quaternion",

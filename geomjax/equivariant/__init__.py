@@ -1,7 +1,8 @@
 """Equivariant building blocks: graph segment ops, EGNN, Deep Sets, frame averaging, canonicalization;
 irreps of O(3), irreps arrays, spherical harmonics, Clebsch-Gordan coefficients and Wigner-D matrices;
 tensor products (full, channelwise, fully connected; Gaunt products on an exact sphere grid), SO(2)
-(eSCN) convolutions, MACE's symmetric contraction, irreps linear maps, gate and norm activations, and a steerable message-passing layer.
+(eSCN) convolutions, MACE's symmetric contraction and
+interaction block, irreps linear maps, gate and norm activations, and a steerable message-passing layer.
 
 Float32 accuracy on GPUs. NVIDIA GPUs run float32 matrix products as TF32 by default (10 mantissa
 bits, relative rounding about 1e-3). Every product with coordinates, frames or rotations in this
@@ -58,6 +59,7 @@ from geomjax.equivariant._graph import (
 from geomjax.equivariant._irreps import Irrep, Irreps, MulIrrep
 from geomjax.equivariant._irreps_array import IrrepsArray, concatenate, from_chunks, zeros
 from geomjax.equivariant._linear import init_irreps_linear, irreps_linear, irreps_linear_num_weights
+from geomjax.equivariant._mace import MACEConfig, init_mace_interaction, mace_interaction
 from geomjax.equivariant._so2_conv import (
     channelwise_to_so2_weights,
     init_so2_convolution,
@@ -94,6 +96,7 @@ __all__ = [
     "Irrep",
     "Irreps",
     "IrrepsArray",
+    "MACEConfig",
     "MulIrrep",
     "SteerableMPConfig",
     "batch_graphs",
@@ -131,11 +134,13 @@ __all__ = [
     "init_egnn_layer",
     "init_fully_connected_tensor_product",
     "init_irreps_linear",
+    "init_mace_interaction",
     "init_so2_convolution",
     "init_steerable_mp",
     "init_symmetric_contraction",
     "irreps_linear",
     "irreps_linear_num_weights",
+    "mace_interaction",
     "norm_activation",
     "pca_frames",
     "polynomial_cutoff",

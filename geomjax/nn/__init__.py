@@ -25,6 +25,9 @@ from geomjax.nn._irreps_modules import (
     SteerableMessagePassing,
     TensorProduct,
 )
+from geomjax.nn._mace import (
+    MACEInteraction,
+)
 from geomjax.nn._manifold_param import (
     ManifoldParam,
     manifold_tree,
@@ -52,6 +55,7 @@ __all__ = [
     "HyperbolicEmbedding",
     "IrrepsLinear",
     "LogEig",
+    "MACEInteraction",
     "ManifoldParam",
     "MatrixPower",
     "ReEig",

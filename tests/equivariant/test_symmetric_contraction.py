@@ -127,6 +127,54 @@ def test_basis_spans_e3nn_jax_reduced_symmetric_basis(irreps_in, nu):
         assert np.abs(residual).max() <= 1e-5 * np.abs(theirs).max()
 
 
+@pytest.mark.parametrize(
+    "irreps_in,irreps_out",
+    [
+        ("0e + 1o + 2e", "0e + 1o"),
+        # ~15 s (cuEquivariance's naive method traces its ~1000 paths one by one)
+        pytest.param("0e + 1o + 2e + 3o", "0e + 1o + 2e", marks=pytest.mark.slow),
+    ],
+)
+def test_same_polynomials_as_cuequivariance_naive(irreps_in, irreps_out):
+    """The outputs are linear in the weights: the functions reached with one-hot weights span
+    the same space as cuEquivariance's ``symmetric_contraction`` descriptor evaluated by its
+    ``naive`` JAX method (optional oracle; its basis and weight layout differ from ours, the
+    polynomials must not). One channel, degrees 1 to 3, float64."""
+    cue = pytest.importorskip("cuequivariance")
+    cuex = pytest.importorskip("cuequivariance_jax")
+    n_w = symmetric_contraction_num_weights(irreps_in, irreps_out, 3)
+    with jax.enable_x64(True):
+        poly = cue.descriptors.symmetric_contraction(
+            cue.Irreps("O3", irreps_in), cue.Irreps("O3", irreps_out), (1, 2, 3)
+        )
+        assert poly.inputs[0].dim == n_w  # same number of independent polynomials
+        x = jnp.asarray(np.random.default_rng(0).standard_normal((3 * n_w, Irreps(irreps_in).dim)))
+        eye = jnp.eye(n_w)
+        ours = jax.vmap(
+            lambda w: (
+                symmetric_contraction(
+                    IrrepsArray(irreps_in, x),
+                    jnp.zeros(len(x), int),
+                    w[None, :, None],
+                    irreps_out=irreps_out,
+                    correlation=3,
+                ).array
+            )
+        )(eye)
+        xr = cuex.RepArray(cue.Irreps("O3", irreps_in), x, cue.ir_mul)  # one channel: any layout
+        theirs = jax.vmap(
+            lambda w: cuex.equivariant_polynomial(poly, [w[None], xr], method="naive").array
+        )(eye)
+    m_ours = np.asarray(ours).reshape(n_w, -1).T
+    m_theirs = np.asarray(theirs).reshape(n_w, -1).T
+    q, r = np.linalg.qr(m_ours)
+    assert np.abs(np.diag(r)).min() > 1e-6 * np.abs(np.diag(r)).max()  # ours independent
+    for a, b in [(m_theirs, q), (m_ours, np.linalg.qr(m_theirs)[0])]:
+        residual = a - b @ (b.T @ a)
+        # float64 sums of <= 10^4 products of O(1) numbers: ~1e-12 of the scale
+        assert np.abs(residual).max() <= 1e-10 * np.abs(a).max()
+
+
 def _reference(irreps_in, irreps_out, nu_max, x, species, w):
     """Float64 NumPy: sum over paths of w * <U_k, a^(x nu)> / sqrt(K_L), path by path."""
     c = w.shape[-1]

@@ -31,9 +31,11 @@ from geomjax.ot._wasserstein_1d import wasserstein_1d
 _LAZY = {
     "ManifoldCost": "geomjax.ot._sinkhorn",
     "SinkhornDivergenceOutput": "geomjax.ot._sinkhorn",
+    "SinkhornNewtonSparseOutput": "geomjax.ot._sns",
     "SinkhornOutput": "geomjax.ot._sinkhorn",
     "sinkhorn": "geomjax.ot._sinkhorn",
     "sinkhorn_divergence": "geomjax.ot._sinkhorn",
+    "sinkhorn_newton_sparse": "geomjax.ot._sns",
 }
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "ManifoldCost",
     "MaxSlicedResult",
     "SinkhornDivergenceOutput",
+    "SinkhornNewtonSparseOutput",
     "SinkhornOutput",
     "SlicedCVResult",
     "SlicedWassersteinEstimate",
@@ -55,6 +58,7 @@ __all__ = [
     "sample_von_mises_fisher",
     "sinkhorn",
     "sinkhorn_divergence",
+    "sinkhorn_newton_sparse",
     "sliced_wasserstein",
     "sliced_wasserstein_cv",
     "sliced_wasserstein_with_error",

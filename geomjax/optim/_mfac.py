@@ -128,14 +128,31 @@ class MFACState(NamedTuple):
 def _window_step(
     G: Array, gram: Array, idx: Array, g: Array, damping: float, axis_name: str | None = None
 ) -> tuple[Array, Array, Array]:
-    """Put ``g`` in row ``idx`` of the window ``G`` (m, b); return new G, Gram and F^{-1} g."""
+    """Put ``g`` in row ``idx`` of the window ``G`` (m, b); return new G, Gram and F^{-1} g.
+
+    A low-precision window (``G.dtype`` below float32, e.g. bfloat16) stores the rounded
+    gradient and accumulates both passes in float32: the Gram row ``G g`` from the stored
+    (rounded) rows, so the Gram matrix is exactly that of the stored window, and
+    ``c^T G`` with ``c`` split into a high and a low part of the window's dtype (one product
+    of a ``(2, m)`` matrix, so the buffer is read once): about 16 bits of ``c`` survive,
+    and the result is the float32 M-FAC product of the rounded window to about ``2^-16``
+    relative (the rounding of the window itself, ``2^-9`` for bfloat16, is the error that
+    remains against a float32 window)."""
     m = G.shape[0]
+    acc = jnp.promote_types(G.dtype, jnp.float32)
+    g = g.astype(G.dtype)
     G = G.at[idx].set(g)
-    row = psum_if(G @ g, axis_name).astype(gram.dtype)
+    row = jax.lax.dot(G, g, preferred_element_type=acc)
+    row = psum_if(row, axis_name).astype(gram.dtype)
     gram = gram.at[idx, :].set(row).at[:, idx].set(row)
     chol = chol_of_window(gram, m, damping)
     c = jax.scipy.linalg.cho_solve((chol, True), jax.nn.one_hot(idx, m, dtype=gram.dtype))
-    return G, gram, m * (c.astype(G.dtype) @ G)
+    if G.dtype == acc:
+        return G, gram, m * (c.astype(G.dtype) @ G)
+    hi = c.astype(G.dtype)
+    lo = (c - hi.astype(c.dtype)).astype(G.dtype)
+    u = jax.lax.dot(jnp.stack([hi, lo]), G, preferred_element_type=acc)
+    return G, gram, m * (u[0] + u[1])
 
 
 def _leaves(fn: str, name: str, tree: PyTree) -> tuple[list[Array], Any]:
@@ -162,6 +179,7 @@ def scale_by_mfac(
     blocks: None | str | int = None,
     axis_name: str | None = None,
     shard_buffer: bool = False,
+    window_dtype: Any = None,
 ) -> optax.GradientTransformation:
     r"""Precondition by the inverse of a sliding-window damped empirical Fisher (M-FAC).
 
@@ -190,6 +208,14 @@ def scale_by_mfac(
       shard_buffer: split the buffer over the devices of ``axis_name``: along the parameters
         (``blocks=None``) or block by block, round-robin (``blocks=b``); not with
         ``blocks="leaf"``. ``init`` must then be called inside the mapped function.
+      window_dtype: dtype of the gradient window (``None``: the parameters' dtype).
+        ``jnp.bfloat16`` halves the ``m x d`` buffer (a float32 window of ``m = 1024``
+        gradients of a 10M-parameter model takes 41.8 GB): the gradients are rounded to it
+        when they enter the window (relative ``2^-9``), both passes over it accumulate in
+        float32, and the Gram matrix and the ``m x m`` algebra stay float32 (float64 with x64).
+        The update then differs from the float32 window's by about the rounding of the window
+        (measured in ``benchmarks/bench_curvature.py``); it is the float32 M-FAC update of the
+        rounded gradients to about ``2^-16``.
 
     Returns:
       An ``optax.GradientTransformation`` with state :class:`MFACState`; ``update`` returns
@@ -233,17 +259,36 @@ def scale_by_mfac(
             f"int; got "
             f"axis_name={axis_name!r}, blocks={blocks!r}"
         )
+    if window_dtype is not None:
+        try:
+            window_dtype = jnp.dtype(window_dtype)
+        except TypeError as err:
+            raise TypeError(
+                f"{fn}: argument `window_dtype` must be a floating dtype or None; got "
+                f"{window_dtype!r}"
+            ) from err
+        if not jnp.issubdtype(window_dtype, jnp.floating):
+            raise TypeError(
+                f"{fn}: argument `window_dtype` must be a floating dtype or None; got "
+                f"{window_dtype}"
+            )
     m = num_grads
+
+    def buffer_dtype(dtype):
+        return dtype if window_dtype is None else window_dtype
+
+    def gram_dtype(dtype):
+        return algebra_dtype(jnp.promote_types(buffer_dtype(dtype), jnp.float32))
 
     def init_fn(params):
         leaves, _ = _leaves(fn, "params", params)
         if blocks == "leaf":
-            grads = tuple(jnp.zeros((m, a.size), a.dtype) for a in leaves)
-            gram = tuple(jnp.zeros((m, m), algebra_dtype(a.dtype)) for a in leaves)
+            grads = tuple(jnp.zeros((m, a.size), buffer_dtype(a.dtype)) for a in leaves)
+            gram = tuple(jnp.zeros((m, m), gram_dtype(a.dtype)) for a in leaves)
             return MFACState(jnp.zeros([], jnp.int32), grads, gram)
         d = sum(a.size for a in leaves)
-        dtype = jnp.result_type(*leaves)
-        adt = algebra_dtype(dtype)
+        params_dtype = jnp.result_type(*leaves)
+        dtype, adt = buffer_dtype(params_dtype), gram_dtype(params_dtype)
         if blocks is None and shard_buffer:
             # each device holds a different slice: the buffer varies over the axis
             buf = jnp.zeros((m, -(-d // _axis_size(fn, axis_name))), dtype)
@@ -295,7 +340,10 @@ def scale_by_mfac(
             return jax.tree.unflatten(treedef, outs), MFACState(count, tuple(new_g), tuple(new_k))
 
         G = state.grads
-        flat = jnp.concatenate([a.reshape(-1).astype(G.dtype) for a in leaves])
+        # averaged and scattered at (at least) float32; rounded to a low-precision window's
+        # dtype only when it enters the window (_window_step)
+        flat_dtype = jnp.promote_types(G.dtype, jnp.float32)
+        flat = jnp.concatenate([a.reshape(-1).astype(flat_dtype) for a in leaves])
         d = flat.shape[0]
         if blocks is None and not shard_buffer:
             if G.shape != (m, d):
@@ -361,6 +409,7 @@ def mfac(
     blocks: None | str | int = None,
     axis_name: str | None = None,
     shard_buffer: bool = False,
+    window_dtype: Any = None,
 ) -> optax.GradientTransformation:
     r"""The M-FAC optimizer: SGD preconditioned by a sliding-window inverse empirical Fisher.
 
@@ -389,6 +438,7 @@ def mfac(
       blocks: see :func:`scale_by_mfac`.
       axis_name: see :func:`scale_by_mfac`.
       shard_buffer: see :func:`scale_by_mfac`.
+      window_dtype: see :func:`scale_by_mfac` (e.g. ``jnp.bfloat16`` halves the window).
 
     Returns:
       An ``optax.GradientTransformation``.
@@ -421,7 +471,12 @@ def mfac(
         parts.append(optax.add_decayed_weights(weight_decay))
     parts.append(
         scale_by_mfac(
-            num_grads, damping, blocks=blocks, axis_name=axis_name, shard_buffer=shard_buffer
+            num_grads,
+            damping,
+            blocks=blocks,
+            axis_name=axis_name,
+            shard_buffer=shard_buffer,
+            window_dtype=window_dtype,
         )
     )
     if not (isinstance(momentum, (int, float)) and momentum == 0):

@@ -114,6 +114,57 @@ def test_float32_at_small_damping():
         assert err < 20 * EPS32 * cond_k and err < 1e-5, (err, cond_k)
 
 
+@pytest.mark.parametrize("blocks", [None, 7, "leaf"])
+def test_bfloat16_window(blocks):
+    """``window_dtype=bfloat16``: the buffer is bfloat16, the Gram matrix and algebra float32,
+    the update float32. It is the dense solve of the window of bfloat16-rounded gradients to
+    the error of one float32 m x m solve (eps32 cond(K), as above) plus the split of the
+    coefficients c into two bfloat16 parts (about 2^-16 relative, amplified by at most
+    cond(K) through G^T c): (2^-16 + 20 eps32) max_blocks cond(K). Against the float32 window the difference is the rounding of the gradients,
+    of the order of 2^-9 relative (<= 2^-6 asserted, and not zero)."""
+    damping = 1e-2
+    ranges = {
+        None: None,
+        7: [(s, min(s + 7, D)) for s in range(0, D, 7)],
+        "leaf": [(0, 5), (5, 30)],
+    }
+    tx16 = scale_by_mfac(M, damping, blocks=blocks, window_dtype=jnp.bfloat16)
+    tx32 = scale_by_mfac(M, damping, blocks=blocks)
+    params = jax.tree.map(lambda a: a.astype(jnp.float32), _params())
+    s16, s32 = tx16.init(params), tx32.init(params)
+    for buf in jax.tree.leaves(s16.grads):
+        assert buf.dtype == jnp.bfloat16
+    assert all(k.dtype == jnp.float32 for k in jax.tree.leaves(s16.gram))
+    up16, up32 = jax.jit(tx16.update), jax.jit(tx32.update)
+    ref = _NumpyWindow(M, D)
+    rng = np.random.default_rng(2)
+    for _ in range(STEPS):
+        g = rng.normal(size=D)
+        g_tree = jax.tree.map(lambda a: a.astype(jnp.float32), _tree(g))
+        u16, s16 = up16(g_tree, s16)
+        u32, s32 = up32(g_tree, s32)
+        assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(u16))
+        rounded = np.asarray(jnp.asarray(g, jnp.float32).astype(jnp.bfloat16), np.float64)
+        ref.push(rounded)
+        cond_k = max(
+            np.linalg.cond(M * damping * np.eye(M) + ref.G[:, a:b] @ ref.G[:, a:b].T)
+            for a, b in (ranges[blocks] or [(0, D)])
+        )
+        err = _rel(_flat(u16), _solve(ref.fisher(damping, ranges[blocks]), rounded))
+        assert err <= (2.0**-16 + 20 * EPS32) * cond_k, (err, cond_k)
+        diff = _rel(_flat(u16), _flat(u32))
+        assert 0 < diff <= 2.0**-6, diff
+
+
+def test_window_dtype_validation():
+    with pytest.raises(TypeError, match="`window_dtype`"):
+        scale_by_mfac(M, 1e-3, window_dtype=jnp.int8)
+    with pytest.raises(TypeError, match="`window_dtype`"):
+        scale_by_mfac(M, 1e-3, window_dtype="not-a-dtype")
+    state = mfac(0.1, M, 1e-3, window_dtype="bfloat16").init(jnp.zeros(D))
+    assert state[0].grads.dtype == jnp.bfloat16
+
+
 def test_float32_params_use_float64_algebra_under_x64(x64):
     state = scale_by_mfac(M, 1e-5).init(jnp.zeros(D, jnp.float32))
     assert state.grads.dtype == jnp.float32 and state.gram.dtype == jnp.float64

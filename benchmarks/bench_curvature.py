@@ -284,39 +284,65 @@ def bench_steps(cfg, ms, args, rows, info):
     return d
 
 
-def bench_product(d, m, args, rows, bw_peak, label):
+def bench_product(d, m, args, rows, bw_peak, label, window_dtype=DTYPE):
     """scale_by_mfac update and MFACInverse.ihvp at (m, d) against the two-pass floor.
 
-    One m x d buffer only (41.8 GB at m = 1024, d = 10.2M): the floor and ihvp read the buffer of
-    the donated optimizer state as it stands, interleaved with the updates."""
+    One m x d buffer only (41.8 GB at m = 1024, d = 10.2M in float32; half in bfloat16): the
+    floor and ihvp read the buffer of the donated optimizer state as it stands, interleaved with
+    the updates. ``window_dtype`` bfloat16: the ``window_dtype`` option of scale_by_mfac; its
+    floor is the same two passes over the bfloat16 buffer accumulating in float32, and the
+    static MFACInverse (float32 only) is not timed."""
+    low = jnp.dtype(window_dtype) != jnp.dtype(DTYPE)
     key = jax.random.key(11)
     # row by row (lax.map): no m x d temporaries besides the buffer itself
     G = jax.jit(
         lambda k: jax.lax.map(
-            lambda kk: jax.random.normal(kk, (d,), DTYPE) / np.sqrt(d), jax.random.split(k, m)
+            lambda kk: (jax.random.normal(kk, (d,), DTYPE) / np.sqrt(d)).astype(window_dtype),
+            jax.random.split(k, m),
         )
     )(key)
     g = jax.random.normal(jax.random.key(12), (d,), DTYPE) / np.sqrt(d)  # not one of the rows
     adt = jnp.promote_types(DTYPE, jax.dtypes.canonicalize_dtype(jnp.float64))
-    gram = jax.jit(lambda G: (G @ G.T).astype(adt))(G)
+    gram = jax.jit(lambda G: jax.lax.dot(G, G.T, preferred_element_type=DTYPE).astype(adt))(G)
     k_mat = gram + m * DAMPING * jnp.eye(m, dtype=adt)
-    # Correctness at this size (before the buffer is donated): the product for g entering row 0.
+    # Correctness at this size (before the buffer is donated): the product for g entering row 0,
+    # against float64 Woodbury of the stored (rounded) window and, for a low-precision window,
+    # of the float32 window it rounds (regenerated from the same keys).
     check = d * m <= 40_000_000
     if check:
-        G_new = np.asarray(G).copy()
-        G_new[0] = np.asarray(g)
-        ref = woodbury64(G_new, g, DAMPING)
-    tx = scale_by_mfac(m, DAMPING)
+        G_new = np.asarray(G.astype(jnp.float32), np.float64).copy()
+        G_new[0] = np.asarray(g.astype(window_dtype).astype(jnp.float32), np.float64)
+        ref = woodbury64(G_new, G_new[0], DAMPING)
+        if low:
+            G32 = np.asarray(
+                jax.vmap(lambda kk: jax.random.normal(kk, (d,), DTYPE) / np.sqrt(d))(
+                    jax.random.split(key, m)
+                ),
+                np.float64,
+            )
+            G32[0] = np.asarray(g, np.float64)
+            ref32 = woodbury64(G32, G32[0], DAMPING)
+    tx = scale_by_mfac(m, DAMPING, window_dtype=window_dtype)
     state = MFACState(jnp.asarray(m, jnp.int32), G, gram)  # full window; next row written: 0
     del G
     upd = jax.jit(tx.update, donate_argnums=(1,))
     u, state = upd(g, state)
-    err = (
-        float(np.max(np.abs(np.asarray(u) - ref)) / np.max(np.abs(ref))) if check else float("nan")
-    )
+
+    def rel(a, b):
+        return float(np.max(np.abs(np.asarray(a, np.float64) - b)) / np.max(np.abs(b)))
+
+    err = rel(u, ref) if check else float("nan")
+    more = {}
     if check:
-        print(f"  mfac product m={m} d={d}: float32 vs float64 Woodbury rel err {err:.1e}")
+        print(
+            f"  mfac product m={m} d={d} window {jnp.dtype(window_dtype).name}: vs float64 "
+            f"Woodbury of the stored window rel err {err:.1e}"
+        )
         assert err < 1e-4, err
+        more["rel_err_vs_f64_woodbury"] = err
+        if low:
+            more["rel_err_vs_f32_window"] = rel(u, ref32)
+            print(f"    vs the float32 window (f64 Woodbury): {more['rel_err_vs_f32_window']:.1e}")
     del u
     holder = [state]
     del state
@@ -331,36 +357,36 @@ def bench_product(d, m, args, rows, bw_peak, label):
     ihvp = jax.jit(
         lambda Q, v: dataclasses.replace(small, factor=Q[None], layout=layout, block_size=d).ihvp(v)
     )
-    floor = jax.jit(lambda G, v: (G @ v) @ G)  # the two unavoidable passes
-    one_pass = jax.jit(lambda G, v: G @ v)
+
+    def dot32(a, b):
+        return jax.lax.dot(a.astype(b.dtype) if a.ndim == 1 else a, b, preferred_element_type=DTYPE)
+
+    # the two unavoidable passes, accumulating in float32
+    floor = jax.jit(lambda G, v: dot32(dot32(G, v.astype(G.dtype)).astype(G.dtype), G))
+    one_pass = jax.jit(lambda G, v: dot32(G, v.astype(G.dtype)))
     chol = jax.jit(jnp.linalg.cholesky)
-    t = interleaved(
-        {
-            "update": run_update,
-            "floor": lambda: floor(holder[0].grads, g),
-            "ihvp": lambda: ihvp(holder[0].grads, g),
-            "one_pass": lambda: one_pass(holder[0].grads, g),
-            "chol": lambda: chol(k_mat),
-        },
-        args.repeats,
-    )
+    fns = {
+        "update": run_update,
+        "floor": lambda: floor(holder[0].grads, g),
+        "one_pass": lambda: one_pass(holder[0].grads, g),
+        "chol": lambda: chol(k_mat),
+    }
+    if not low:
+        fns["ihvp"] = lambda: ihvp(holder[0].grads, g)
+    t = interleaved(fns, args.repeats)
     holder.clear()  # free the window before the next size
-    t_upd, t_floor, t_ihvp, t_one, t_chol = (
-        t[k] for k in ("update", "floor", "ihvp", "one_pass", "chol")
-    )
+    t_upd, t_floor, t_one, t_chol = (t[k] for k in ("update", "floor", "one_pass", "chol"))
+    t_ihvp = t.get("ihvp")
     extra = {"one_pass_s": t_one, "chol_mxm_s": t_chol}
     bw = None
     if bw_peak:
-        bw = 2 * m * d * jnp.dtype(DTYPE).itemsize / bw_peak
+        bw = 2 * m * d * jnp.dtype(window_dtype).itemsize / bw_peak
         extra["bw_floor_s"] = bw
-    for case, t, more in [
-        (
-            f"mfac product ({label}) m={m} d={d:,}: scale_by_mfac update",
-            t_upd,
-            {"rel_err_vs_f64_woodbury": err} if check else {},
-        ),
-        (f"mfac product ({label}) m={m} d={d:,}: MFACInverse.ihvp", t_ihvp, {}),
-    ]:
+    tag = f" window {jnp.dtype(window_dtype).name}" if low else ""
+    cases = [(f"mfac product ({label}) m={m} d={d:,}{tag}: scale_by_mfac update", t_upd, more)]
+    if t_ihvp is not None:
+        cases.append((f"mfac product ({label}) m={m} d={d:,}: MFACInverse.ihvp", t_ihvp, {}))
+    for case, t, more in cases:
         row = {
             "case": case,
             "baseline": "floor: 2 passes (G v, c G)",
@@ -374,8 +400,9 @@ def bench_product(d, m, args, rows, bw_peak, label):
         if bw:
             row["over_bw_floor_x"] = t / bw
         rows.append(row)
+    ihvp_ms = f"{1e3 * t_ihvp:9.3f} ms" if t_ihvp is not None else "not timed"
     print(
-        f"  m={m:5d} d={d:>11,}: update {1e3 * t_upd:9.3f} ms, ihvp {1e3 * t_ihvp:9.3f} ms, "
+        f"  m={m:5d} d={d:>11,}{tag}: update {1e3 * t_upd:9.3f} ms, ihvp {ihvp_ms}, "
         f"floor {1e3 * t_floor:9.3f} ms (one pass {1e3 * t_one:.3f}), chol {1e3 * t_chol:.3f} ms"
         + (f", bytes/peak {1e3 * bw:.3f} ms" if bw else "")
     )
@@ -405,6 +432,11 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     parser.add_argument("--models", default="small,second", help="comma list of: small, second")
+    parser.add_argument(
+        "--window-dtypes",
+        default="float32,bfloat16",
+        help="comma list of M-FAC window dtypes for the product rows (scale_by_mfac window_dtype)",
+    )
     parser.add_argument(
         "--ms", default=None, help="comma list of M-FAC windows (default: all of the device's)"
     )
@@ -445,15 +477,19 @@ def main():
     if "second" in models:
         parts.append((bench_steps(second, ms_second, args, rows, info), second["name"], ms_second))
     print("M-FAC product vs the two-pass floor:")
+    windows = [jnp.dtype(w) for w in args.window_dtypes.split(",")]
     for d, label, mlist in parts:
         for m in mlist:
-            try:
-                bench_product(d, m, args, rows, bw_peak, label)
-            except Exception as exc:  # noqa: BLE001 - only out-of-memory is skipped, with the reason
-                if not out_of_memory(exc):
-                    raise
-                info.setdefault("skipped", []).append(f"product m={m} d={d:,} (out of memory)")
-                print(f"  m={m} d={d:,}: skipped, out of memory")
+            for wd in windows:
+                try:
+                    bench_product(d, m, args, rows, bw_peak, label, window_dtype=wd)
+                except Exception as exc:  # noqa: BLE001 - only out-of-memory is skipped
+                    if not out_of_memory(exc):
+                        raise
+                    info.setdefault("skipped", []).append(
+                        f"product m={m} d={d:,} window {wd.name} (out of memory)"
+                    )
+                    print(f"  m={m} d={d:,} window {wd.name}: skipped, out of memory")
     rows[0]["mfac_dense_f64_err_dynamic"] = err_dyn
     rows[0]["mfac_dense_f64_err_ihvp"] = err_static
     _harness.print_table(rows)
@@ -480,14 +516,18 @@ def main():
         "optimizer work per step on a flat (d,) gradient with the state donated (row write, G g, "
         "Gram row, m x m Cholesky `chol_mxm_s`, two triangular solves, c G); `MFACInverse.ihvp` the "
         "static (v - Q^T Q v)/damping. Floor = the measured time of the two passes (G v, then c G) "
-        "over the m x d float32 buffer, jitted, same process (`one_pass_s`: G v alone). "
+        "over the m x d buffer, jitted, same process (`one_pass_s`: G v alone). Rows 'window "
+        "bfloat16': scale_by_mfac(window_dtype=bfloat16), the buffer in bfloat16 (half the "
+        "memory), float32 accumulation, floor = the same two passes over the bfloat16 buffer; "
+        "`rel_err_vs_f64_woodbury` against the stored (rounded) window, `rel_err_vs_f32_window` "
+        "against the float32 window of the same gradients (max-abs relative). "
         f"M-FAC vs a dense float64 solve (d=40, m=6, every step of an 11-step sliding window): "
         f"{err_dyn:.1e}; MFACInverse.ihvp {err_static:.1e}. Matmul precision HIGHEST."
     )
     notes += " Skipped: " + (", ".join(info.get("skipped", [])) or "none") + "."
     if bw_peak:
         notes += (
-            f" `bw_floor_s` = 2 m d x 4 bytes / {bw_peak / 1e12:.2f} TB/s, the assumed peak HBM "
+            f" `bw_floor_s` = 2 m d x (4 or 2) bytes / {bw_peak / 1e12:.2f} TB/s, the assumed peak HBM "
             f"bandwidth of the {bw_kind} (NVIDIA datasheet); `over_bw_floor_x` = product / bw_floor_s."
         )
     elif on_gpu:

@@ -264,3 +264,72 @@ def test_nbody_segnn_quick(tmp_path, capsys):
     assert val[-1] < val[0], val
     assert math.isfinite(result["test_mse"]) and result["test_mse"] > 0
     assert out.stat().st_size > 0
+
+
+# -- SEGNN with Gaunt products (--tp gaunt) -------------------------------------------------------
+
+
+def test_segnn_gaunt_layer_is_a_subspace_of_the_cg_layer(nbody):
+    """For natural-parity irreps (``2x0e + 2x1o`` with attributes ``0e + 1o``) every CG path is
+    even; the Gaunt layer (Gaunt product + linear) sums the paths of one channel into one
+    output degree with fixed constants, so its maps are a subspace of the fully connected CG
+    layer's, of the dimension of its weights (8 against 16): with one-hot weights (biases off)
+    its outputs over random inputs lie in the CG layer's output space (float64 least squares,
+    residual 1e-10 of the scale) and are linearly independent, and not the other way round."""
+    irreps_in, attr, out = "2x0e + 2x1o", "0e + 1o", "2x0e + 2x1o"
+    with jax.enable_x64(True):
+        cg = nbody.O3TensorProduct(irreps_in, attr, out, rngs=nnx.Rngs(0), param_dtype=jnp.float64)
+        ga = nbody.O3TensorProduct(
+            irreps_in, attr, out, tp="gaunt", rngs=nnx.Rngs(0), param_dtype=jnp.float64
+        )
+        assert ga.weights.shape == (8,) and cg.weights.shape == (16,)
+        rng = np.random.default_rng(0)
+        x = IrrepsArray(irreps_in, jnp.asarray(rng.standard_normal((40, 8))))
+        a = IrrepsArray(attr, jnp.asarray(rng.standard_normal((40, 4))))
+
+        def columns(layer):
+            layer.bias[...] = jnp.zeros_like(layer.bias[...])
+            cols = []
+            for i in range(layer.weights.shape[0]):
+                w = np.zeros(layer.weights.shape)
+                w[i] = 1.0
+                layer.weights[...] = jnp.asarray(w)
+                cols.append(np.asarray(layer(x, a).array).reshape(-1))
+            return np.stack(cols, axis=1)
+
+        m_cg, m_ga = columns(cg), columns(ga)
+    basis = np.linalg.qr(m_cg)[0]
+    residual = m_ga - basis @ (basis.T @ m_ga)
+    assert np.abs(residual).max() <= 1e-10 * np.abs(m_ga).max()
+    s_ga = np.linalg.svd(m_ga, compute_uv=False)
+    assert s_ga[-1] > 1e-6 * s_ga[0]  # 8 independent maps
+    basis = np.linalg.qr(m_ga)[0]
+    assert np.abs(m_cg - basis @ (basis.T @ m_cg)).max() > 1e-3 * np.abs(m_cg).max()
+
+
+@pytest.mark.slow  # about 8 s on 2 busy cores, as the CG model's equivariance test
+def test_segnn_gaunt_model_runs_and_is_equivariant(nbody):
+    """``--tp gaunt`` builds a SEGNN with fewer parameters, E(3) x permutation equivariant with
+    the same bound as the CG model."""
+    cg = nbody.SEGNN(4, 1, rngs=nnx.Rngs(0))
+    ga = nbody.SEGNN(4, 1, tp="gaunt", rngs=nnx.Rngs(0))
+    count = lambda m: sum(p.size for p in jax.tree.leaves(nnx.state(m, nnx.Param)))
+    assert 0 < count(ga) < count(cg)
+    graphdef, params = nnx.split(ga)
+    s, r = fully_connected_graph(5)
+    x, v, q = _system(jax.random.key(3))
+
+    @jax.jit
+    def f(x, v, q, s, r):
+        pred = nnx.merge(graphdef, params)(x, v, q, s, r)
+        return pred, pred - x
+
+    assert_equivariant(
+        f,
+        jax.random.key(4),
+        (x, v, q, s, r),
+        in_kinds=("position", "vector", "scalar", "index", "index"),
+        out_kinds=("position", "vector"),
+        group="E3",
+        permute=True,
+    )

@@ -15,6 +15,7 @@ _SUBPACKAGES = (
     "curvature",
     "datasets",
     "distributed",
+    "distributions",
     "equivariant",
     "linalg",
     "manifolds",
@@ -22,6 +23,7 @@ _SUBPACKAGES = (
     "optim",
     "ot",
     "spdnet",
+    "special",
     "testing",
 )
 

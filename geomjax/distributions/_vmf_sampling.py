@@ -1,7 +1,7 @@
 r"""Exact sampling from the von Mises-Fisher distribution on the sphere :math:`S^{d-1}`.
 
-Self-contained on purpose (it only needs ``geomjax._core``): it is meant to move to
-``geomjax.distributions`` later, next to a ``VonMisesFisher`` distribution object.
+Moved here from ``geomjax.ot._vmf_sampling`` (which re-exports it), next to the
+``VonMisesFisher`` distribution object; it only needs ``geomjax._core``.
 
 The sampler has two parts:
 
@@ -279,7 +279,7 @@ def sample_von_mises_fisher(
 
     Examples:
       >>> import jax, jax.numpy as jnp
-      >>> from geomjax.ot._vmf_sampling import sample_von_mises_fisher
+      >>> from geomjax.distributions import sample_von_mises_fisher
       >>> mu = jnp.array([0.0, 0.0, 1.0])
       >>> x = sample_von_mises_fisher(jax.random.key(0), mu, 50.0, shape=(4000,))
       >>> x.shape

@@ -177,9 +177,14 @@ def _solve(c, a, b, eps, tol, *, n_sinkhorn, max_newton, sparsity, max_cg, max_l
         lin = jnp.vdot(a, df) + jnp.vdot(b, dg)
         step = (df[:, None] + dg[None, :]) / eps
 
-        def increment(alpha):  # L(z + alpha d) - L(z), without cancellation
-            e = jnp.expm1(jnp.minimum(alpha * step, big))
-            return alpha * lin - eps * jnp.sum(plan * e)
+        def increment(alpha):  # L(z + alpha d) - L(z), without cancellation or overflow
+            # P_ij (e^{t} - 1) with t = alpha * step_ij: expm1 where t <= 1; where t > 1 the
+            # new entry exp(log P_ij + t) from the log domain (P_ij may have underflowed to 0
+            # while the new entry is large), clipped to stay finite.
+            t = alpha * step
+            new = jnp.exp(jnp.minimum((f[:, None] + g[None, :] - c) / eps + t, big))
+            e = jnp.where(t > 1, new - plan, plan * jnp.expm1(jnp.minimum(t, 1.0)))
+            return alpha * lin - eps * jnp.sum(e)
 
         def ls_cond(t):
             alpha, ok, k = t

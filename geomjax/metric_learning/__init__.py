@@ -1,0 +1,20 @@
+"""Metric learning: pairwise distances, batch losses with pytorch-metric-learning's semantics
+(fixed-shape masks, row-chunked evaluation, cross-device negatives) and explicit-triplet losses."""
+
+from geomjax.metric_learning._distances import pairwise_distances
+from geomjax.metric_learning._losses import (
+    contrastive_loss,
+    multi_similarity_loss,
+    ntxent_loss,
+    supcon_loss,
+    triplet_margin_loss,
+)
+
+__all__ = [
+    "contrastive_loss",
+    "multi_similarity_loss",
+    "ntxent_loss",
+    "pairwise_distances",
+    "supcon_loss",
+    "triplet_margin_loss",
+]

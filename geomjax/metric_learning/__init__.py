@@ -2,6 +2,7 @@
 (fixed-shape masks, row-chunked evaluation, cross-device negatives) and explicit-triplet losses."""
 
 from geomjax.metric_learning._distances import pairwise_distances
+from geomjax.metric_learning._explicit_triplet import explicit_triplet_margin_loss
 from geomjax.metric_learning._losses import (
     contrastive_loss,
     multi_similarity_loss,
@@ -12,6 +13,7 @@ from geomjax.metric_learning._losses import (
 
 __all__ = [
     "contrastive_loss",
+    "explicit_triplet_margin_loss",
     "multi_similarity_loss",
     "ntxent_loss",
     "pairwise_distances",

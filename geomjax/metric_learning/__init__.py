@@ -10,13 +10,17 @@ from geomjax.metric_learning._losses import (
     supcon_loss,
     triplet_margin_loss,
 )
+from geomjax.metric_learning._retrieval import RetrievalMetrics, max_bin_count, retrieval_metrics
 
 __all__ = [
+    "RetrievalMetrics",
     "contrastive_loss",
     "explicit_triplet_margin_loss",
+    "max_bin_count",
     "multi_similarity_loss",
     "ntxent_loss",
     "pairwise_distances",
+    "retrieval_metrics",
     "supcon_loss",
     "triplet_margin_loss",
 ]

@@ -11,9 +11,12 @@ from geomjax.metric_learning._losses import (
     triplet_margin_loss,
 )
 from geomjax.metric_learning._retrieval import RetrievalMetrics, max_bin_count, retrieval_metrics
+from geomjax.metric_learning._verification import auprc, auroc
 
 __all__ = [
     "RetrievalMetrics",
+    "auprc",
+    "auroc",
     "contrastive_loss",
     "explicit_triplet_margin_loss",
     "max_bin_count",

@@ -69,6 +69,7 @@ def fit_vmf_mixture(
     *,
     max_iter: int = 200,
     tol: float | None = None,
+    init_mu: ArrayLike | None = None,
     axis_name: str | None = None,
 ) -> VMFMixtureFit:
     r"""Fit a mixture of ``n_components`` vMF distributions to unit vectors by EM.
@@ -95,6 +96,7 @@ def fit_vmf_mixture(
       n_components: number of components ``k`` (static).
       max_iter: EM iteration cap.
       tol: tolerance on the change of the mean log-likelihood.
+      init_mu: optional initial mean directions, shape ``(k, d)`` (then ``key`` is unused).
       axis_name: mapped axis over which rows are sharded, or None.
 
     Returns:
@@ -131,11 +133,16 @@ def fit_vmf_mixture(
     dtype = x.dtype
     tol = float(jnp.finfo(dtype).eps) ** 0.5 if tol is None else float(tol)
 
-    idx = jax.random.choice(key, n, (k,), replace=False)
-    mu0 = x[idx]
-    if axis_name is not None:
-        first = (jax.lax.axis_index(axis_name) == 0).astype(dtype)
-        mu0 = psum_if(mu0 * first, axis_name)
+    if init_mu is not None:
+        mu0 = jnp.asarray(init_mu, dtype)
+        if mu0.shape != (k, d):
+            raise ValueError(f"{fn}: argument `init_mu` must have shape {(k, d)}; got {mu0.shape}")
+    else:
+        idx = jax.random.choice(key, n, (k,), replace=False)
+        mu0 = x[idx]
+        if axis_name is not None:
+            first = (jax.lax.axis_index(axis_name) == 0).astype(dtype)
+            mu0 = psum_if(mu0 * first, axis_name)
     mu0 = safe_div(mu0, safe_norm(mu0, axis=-1, keepdims=True))
     n_total = psum_if(jnp.asarray(n, dtype), axis_name)
     r_all = safe_norm(psum_if(jnp.sum(x, axis=0), axis_name)) / n_total

@@ -10,7 +10,10 @@ r"""Pairwise distances and similarities between embeddings, with finite gradient
 * ``"squared_euclidean"``: :math:`\|x_i - y_j\|_2^2`;
 * ``"lp"``: :math:`\|x_i - y_j\|_p` for ``p >= 1`` (broadcast difference, ``O(B R D)`` memory);
 * ``"cosine"``: the similarity :math:`\hat x_i \cdot \hat y_j` of the normalized rows;
-* ``"dot"``: the similarity :math:`x_i \cdot y_j`.
+* ``"dot"``: the similarity :math:`x_i \cdot y_j`;
+* a geomjax manifold (e.g. ``PoincareBall(d)``, ``Sphere(d)``): its geodesic ``dist``, every
+  pair by ``vmap`` (the rows must be points of the manifold: map embeddings onto it first,
+  e.g. with ``manifold.exp`` at the origin).
 
 With ``normalize=True`` the rows are first scaled to unit :math:`p`-norm (pytorch-metric-learning's
 ``LpDistance`` default; as ``torch.nn.functional.normalize``, by ``max(norm, 1e-12)``). Norms use a double ``where``: at a zero distance (a pair with itself,
@@ -24,9 +27,11 @@ References:
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike
+from geomjax.manifolds import Manifold
 
 __all__ = ["SIMILARITIES", "pairwise_distances"]
 
@@ -73,7 +78,8 @@ def pairwise_distances(
       x: queries ``(B, D)``.
       y: references ``(R, D)``; ``None`` for ``x``.
       metric: ``"euclidean"``, ``"squared_euclidean"``, ``"lp"``, ``"cosine"`` or ``"dot"``
-        (the last two are similarities: larger is closer).
+        (the last two are similarities: larger is closer), or a geomjax ``Manifold`` (its
+        geodesic distance).
       p: the norm's ``p >= 1`` for ``"lp"`` and for ``normalize``.
       normalize: scale the rows to unit ``p``-norm first.
 
@@ -100,6 +106,10 @@ def pairwise_distances(
     fn = "pairwise_distances"
     x = check_embeddings(fn, "x", x)
     y = x if y is None else check_embeddings(fn, "y", y)
+    if isinstance(metric, Manifold):
+        if y.shape[1] != x.shape[1]:
+            raise ValueError(f"{fn}: arguments `x` and `y` must have the same dimension")
+        return jax.vmap(lambda a: jax.vmap(lambda b: metric.dist(a, b))(y))(x)
     if y.shape[1] != x.shape[1]:
         raise ValueError(
             f"{fn}: arguments `x` and `y` must have the same dimension; got {x.shape} and {y.shape}"
@@ -129,5 +139,5 @@ def pairwise_distances(
     return _safe_root(sq, 2.0)
 
 
-def is_similarity(metric: str) -> bool:
-    return metric in SIMILARITIES
+def is_similarity(metric) -> bool:
+    return isinstance(metric, str) and metric in SIMILARITIES

@@ -211,3 +211,24 @@ def test_explicit_triplets_match_torch(p, swap):
         )(jnp.asarray(a), jnp.asarray(pos), jnp.asarray(neg))
     for g, t in zip(grads, ts):
         np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_hyperbolic_losses_have_finite_gradients_near_the_boundary():
+    """Poincare-ball distances as the metric: embeddings at norm 1 - 1e-5 (float64) give finite
+    losses and gradients, triplet and contrastive, with jax_debug_nans on; and the manifold
+    metric equals the ball's own distance pair by pair."""
+    from geomjax.manifolds import PoincareBall
+    from geomjax.metric_learning import pairwise_distances
+
+    ball = PoincareBall(3)
+    rng = np.random.default_rng(4)
+    with jax.enable_x64(True), jax.debug_nans(True):
+        u = rng.standard_normal((12, 3))
+        x = jnp.asarray(u / np.linalg.norm(u, axis=1, keepdims=True) * (1 - 1e-5))
+        y = jnp.asarray(rng.integers(0, 3, 12))
+        for fn in (triplet_margin_loss, contrastive_loss):
+            v, g = jax.value_and_grad(lambda e: fn(e, y, metric=ball, normalize=False))(x)
+            assert np.isfinite(float(v)) and np.all(np.isfinite(np.asarray(g)))
+        d = pairwise_distances(x[:4], x[4:8], metric=ball)
+        want = np.array([[float(ball.dist(x[i], x[4 + j])) for j in range(4)] for i in range(4)])
+        np.testing.assert_allclose(d, want, rtol=1e-12)

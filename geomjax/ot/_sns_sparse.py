@@ -128,17 +128,37 @@ def _dot(x: tuple[Array, Array], y: tuple[Array, Array]) -> Array:
 def conjugate_gradient(
     sp: SparsePlan, rhs: tuple[Array, Array], rtol: Array, max_iter: int
 ) -> tuple[tuple[Array, Array], Array]:
-    """Solve ``Q M_s Q d = Q rhs`` by CG from ``d = 0``; stop at ``||res|| <= rtol ||Q rhs||``.
+    """Solve ``M_s d = rhs`` (``rhs`` orthogonal to the gauge) by Jacobi-preconditioned CG.
 
-    Returns ``(d, n_matvecs)``; ``d`` lies in the range of ``Q`` (no gauge component).
+    With :math:`S = \\operatorname{diag}(P_s 1, P_s^\\top 1)^{-1/2}` (0 where a row or column
+    kept no entry: that variable does not move), CG runs from ``y = 0`` on the normalized
+    operator :math:`\\tilde Q S M_s S \\tilde Q` (eigenvalues in ``[0, 2]``, a normalized
+    bipartite Laplacian up to signs) with :math:`\\tilde Q` removing its null vector
+    :math:`S^{-1} (1, -1)`, and stops at ``||res|| <= rtol ||rhs||`` (scaled norms). Returns
+    ``(d, n_matvecs)`` with ``d = S y`` and its ``(1, -1)`` component removed.
     """
-    b = project_gauge(*rhs)
+    dtype = rhs[0].dtype
+    tiny = jnp.finfo(dtype).tiny
+    scale = []
+    for diag in (sp.row_sums, sp.col_sums):
+        pos = diag > tiny
+        scale.append(jnp.where(pos, 1.0 / jnp.sqrt(jnp.where(pos, diag, 1.0)), 0.0))
+    su, sv = scale
+    w = (jnp.sqrt(sp.row_sums) * (su > 0), -jnp.sqrt(sp.col_sums) * (sv > 0))
+    ww = _dot(w, w)
+
+    def proj(x):
+        t = _dot(w, x) / jnp.where(ww > tiny, ww, 1.0)
+        return x[0] - t * w[0], x[1] - t * w[1]
+
+    b = proj((su * rhs[0], sv * rhs[1]))
     bb = _dot(b, b)
-    tiny = jnp.finfo(b[0].dtype).tiny
     stop = (rtol * rtol) * bb
 
     def op(p):
-        return project_gauge(*matvec(sp, *project_gauge(*p)))
+        q = proj(p)
+        mu, mv = matvec(sp, su * q[0], sv * q[1])
+        return proj((su * mu, sv * mv))
 
     def cond(state):
         _, _, _, rr, it = state
@@ -149,7 +169,7 @@ def conjugate_gradient(
         ap = op(p)
         pap = _dot(p, ap)
         # pap > 0 while r != 0 on the projected PSD operator restricted to its range; the guard
-        # keeps a round-off breakdown finite (the step is then zero and the loop ends on `it`).
+        # keeps a round-off breakdown finite (the step is then zero and the loop stops).
         alpha = jnp.where(pap > tiny, rr / jnp.where(pap > tiny, pap, 1.0), 0.0)
         x = (x[0] + alpha * p[0], x[1] + alpha * p[1])
         r = (r[0] - alpha * ap[0], r[1] - alpha * ap[1])
@@ -160,5 +180,6 @@ def conjugate_gradient(
         return x, r, p, rr_new, it + 1
 
     zero = (jnp.zeros_like(b[0]), jnp.zeros_like(b[1]))
-    x, _, _, _, it = jax.lax.while_loop(cond, body, (zero, b, b, bb, jnp.asarray(0, jnp.int32)))
-    return project_gauge(*x), it
+    y, _, _, _, it = jax.lax.while_loop(cond, body, (zero, b, b, bb, jnp.asarray(0, jnp.int32)))
+    y = proj(y)
+    return project_gauge(su * y[0], sv * y[1]), it

@@ -10,10 +10,22 @@ from geomjax.metric_learning._losses import (
     supcon_loss,
     triplet_margin_loss,
 )
+from geomjax.metric_learning._miners import (
+    Miner,
+    batch_hard_miner,
+    multi_similarity_miner,
+    pair_margin_miner,
+    triplet_margin_miner,
+)
 from geomjax.metric_learning._retrieval import RetrievalMetrics, max_bin_count, retrieval_metrics
 from geomjax.metric_learning._verification import auprc, auroc
 
 __all__ = [
+    "Miner",
+    "batch_hard_miner",
+    "multi_similarity_miner",
+    "pair_margin_miner",
+    "triplet_margin_miner",
     "RetrievalMetrics",
     "auprc",
     "auroc",

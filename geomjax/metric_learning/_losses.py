@@ -22,7 +22,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from geomjax._core import Array, ArrayLike, all_gather_invariant, psum_if
+from geomjax._core import Array, ArrayLike
 from geomjax.metric_learning._distances import is_similarity
 from geomjax.metric_learning._rows import batch_loss, stats, terms
 
@@ -52,19 +52,6 @@ def _masked_logsumexp(x: Array, keep: Array, add_one: bool) -> Array:
     return jnp.where(jnp.any(keep), out, 0.0)
 
 
-def _any_pairs(labels, ref_labels, axis_name, same_batch: bool) -> tuple[Array, Array]:
-    """Whether the whole (possibly sharded) batch has any positive and any negative pair
-    (PML returns a zero loss for NT-Xent and SupCon otherwise)."""
-    labels = jnp.asarray(labels)
-    ref = labels if ref_labels is None else jnp.asarray(ref_labels)
-    if axis_name is not None:
-        ref = all_gather_invariant(ref, axis_name, tiled=True)
-    same = labels[:, None] == ref[None, :]
-    n_same = jnp.sum(same) - (labels.shape[0] if same_batch else 0)
-    n_diff = jnp.sum(~same)
-    return psum_if(n_same, axis_name) > 0, psum_if(n_diff, axis_name) > 0
-
-
 def contrastive_loss(
     embeddings: ArrayLike,
     labels: ArrayLike,
@@ -79,6 +66,7 @@ def contrastive_loss(
     ref_labels: ArrayLike | None = None,
     chunk_size: int | None = None,
     axis_name: str | None = None,
+    miner=None,
 ) -> Array:
     r"""Contrastive loss (Hadsell et al.), PML's ``ContrastiveLoss``:
 
@@ -99,6 +87,8 @@ def contrastive_loss(
       ref_embeddings, ref_labels: optional references ``(R, D)``, ``(R,)``.
       chunk_size: rows per chunk (``None``: dense).
       axis_name: device axis of a sharded batch (inside ``jax.shard_map``).
+      miner: a pair miner (:func:`pair_margin_miner`, :func:`multi_similarity_miner`) that
+        selects the pairs, or ``None`` for all pairs.
 
     Returns:
       Scalar loss (``(B,)`` for ``reduction="none"``).
@@ -134,6 +124,7 @@ def contrastive_loss(
         reduction=reduction,
         chunk_size=chunk_size,
         axis_name=axis_name,
+        miner=miner,
     )
 
 
@@ -152,6 +143,7 @@ def triplet_margin_loss(
     ref_labels: ArrayLike | None = None,
     chunk_size: int | None = None,
     axis_name: str | None = None,
+    miner=None,
 ) -> Array:
     r"""Triplet margin loss over all triplets of the batch, PML's ``TripletMarginLoss``:
 
@@ -170,6 +162,8 @@ def triplet_margin_loss(
       margin: :math:`m`.
       swap: use the positive-negative distance when smaller.
       smooth_loss: softplus of the violation.
+      miner: a triplet miner (:func:`triplet_margin_miner`, :func:`batch_hard_miner`), or
+        ``None`` for all triplets.
 
     Returns:
       Scalar loss (``(B,)`` for ``reduction="none"``).
@@ -190,13 +184,14 @@ def triplet_margin_loss(
     def hinge(v):
         return jax.nn.softplus(v) if smooth_loss else jax.nn.relu(v)
 
-    def row(d, pos, neg, d_ref=None):
+    def row(d, pos, neg, d_ref=None, triplets=None):
         d_an = jnp.broadcast_to(d[None, :], (d.shape[0], d.shape[0]))
         if swap:
             near = jnp.minimum if not is_similarity(metric) else jnp.maximum
             d_an = near(d_an, d_ref)  # d_ref[p, n]: positive-negative distances
         v = hinge(_margin(metric, d[:, None], d_an) + margin)
-        return stats(terms(v, pos[:, None] & neg[None, :]))
+        grid = pos[:, None] & neg[None, :] if triplets is None else triplets(d, pos, neg)
+        return stats(terms(v, grid))
 
     n = jnp.shape(embeddings)[0] if ref_embeddings is None else jnp.shape(ref_embeddings)[0]
     if chunk_size is None:
@@ -221,6 +216,8 @@ def triplet_margin_loss(
         chunk_size=chunk_size,
         axis_name=axis_name,
         extra_ref=ref_dists if swap else None,
+        miner=miner,
+        miner_kind="triplet",
     )
 
 
@@ -239,6 +236,7 @@ def multi_similarity_loss(
     ref_labels: ArrayLike | None = None,
     chunk_size: int | None = None,
     axis_name: str | None = None,
+    miner=None,
 ) -> Array:
     r"""Multi-similarity loss (Wang et al.), PML's ``MultiSimilarityLoss`` (cosine similarity):
 
@@ -287,6 +285,7 @@ def multi_similarity_loss(
         reduction=reduction,
         chunk_size=chunk_size,
         axis_name=axis_name,
+        miner=miner,
     )
 
 
@@ -303,6 +302,7 @@ def ntxent_loss(
     ref_labels: ArrayLike | None = None,
     chunk_size: int | None = None,
     axis_name: str | None = None,
+    miner=None,
 ) -> Array:
     r"""NT-Xent (normalized temperature-scaled cross entropy, SimCLR's InfoNCE), PML's
     ``NTXentLoss``: for every positive pair :math:`(a, p)`,
@@ -345,8 +345,7 @@ def ntxent_loss(
         loss = -jnp.log(jnp.exp(z - denom) + eps)
         return stats(terms(loss, pos))
 
-    has_pos, has_neg = _any_pairs(labels, ref_labels, axis_name, ref_embeddings is None)
-    value = batch_loss(
+    return batch_loss(
         "ntxent_loss",
         row,
         embeddings,
@@ -359,8 +358,9 @@ def ntxent_loss(
         reduction=reduction,
         chunk_size=chunk_size,
         axis_name=axis_name,
+        miner=miner,
+        needs_both=True,
     )
-    return jnp.where(has_pos & has_neg, value, jnp.zeros_like(value))
 
 
 def supcon_loss(
@@ -376,6 +376,7 @@ def supcon_loss(
     ref_labels: ArrayLike | None = None,
     chunk_size: int | None = None,
     axis_name: str | None = None,
+    miner=None,
 ) -> Array:
     r"""Supervised contrastive loss (Khosla et al.), PML's ``SupConLoss``: per anchor,
 
@@ -416,8 +417,7 @@ def supcon_loss(
         loss = -mean_pos
         return stats((loss, jnp.ones((), bool), loss > 0))
 
-    has_pos, has_neg = _any_pairs(labels, ref_labels, axis_name, ref_embeddings is None)
-    value = batch_loss(
+    return batch_loss(
         "supcon_loss",
         row,
         embeddings,
@@ -430,5 +430,6 @@ def supcon_loss(
         reduction=reduction,
         chunk_size=chunk_size,
         axis_name=axis_name,
+        miner=miner,
+        needs_both=True,
     )
-    return jnp.where(has_pos & has_neg, value, jnp.zeros_like(value))

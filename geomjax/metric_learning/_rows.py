@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from geomjax._core import Array, all_gather_invariant, psum_if
-from geomjax.metric_learning._distances import check_embeddings, pairwise_distances
+from geomjax.metric_learning._distances import check_embeddings, is_similarity, pairwise_distances
 
 REDUCTIONS = ("mean", "avg_nonzero", "sum", "none")
 
@@ -96,13 +96,26 @@ def batch_loss(
     chunk_size: int | None = None,
     axis_name: str | None = None,
     extra_ref: Callable[[Array], Array] | None = None,
+    miner=None,
+    miner_kind: str = "pair",
+    needs_both: bool = False,
 ) -> Array:
     """Evaluate ``row_fn`` over all anchors and reduce (module docstring).
 
     ``extra_ref``, when given, maps the reference embeddings to an array passed to
     ``row_fn`` as a fourth argument (e.g. the reference-reference distances for the triplet
-    loss's ``swap``)."""
+    loss's ``swap``). ``miner``: a :class:`~geomjax.metric_learning.Miner` of ``miner_kind``;
+    a pair miner replaces the masks before ``row_fn``, a triplet miner is passed to it as the
+    keyword ``triplets`` (its rule with the similarity flag bound). ``needs_both``: the loss is
+    0 unless the (mined) batch has a positive and a negative pair somewhere (PML's zero loss
+    for NT-Xent and SupCon)."""
     check_options(fn, reduction, chunk_size)
+    if miner is not None and getattr(miner, "kind", None) != miner_kind:
+        raise ValueError(
+            f"{fn}: argument `miner` must be a {miner_kind} miner (geomjax.metric_learning "
+            f"miners); got {miner!r}"
+        )
+    similarity = is_similarity(metric)
     x = check_embeddings(fn, "embeddings", embeddings)
     b = x.shape[0]
     labels = check_labels(fn, "labels", labels, b)
@@ -130,12 +143,18 @@ def batch_loss(
         same = lc[:, None] == ref_lab[None, :]
         pos = same if ic is None else same & (ic[:, None] != ref_ids[None, :])
         neg = ~same
-        if extra is None:
-            return jax.vmap(row_fn)(d, pos, neg)
-        return jax.vmap(lambda a, b_, c: row_fn(a, b_, c, extra))(d, pos, neg)
+        kw = {}
+        if miner is not None and miner_kind == "pair":
+            pos, neg = jax.vmap(lambda a, b_, c: miner.rule(a, b_, c, similarity))(d, pos, neg)
+        elif miner is not None:
+            kw["triplets"] = lambda a, b_, c: miner.rule(a, b_, c, similarity)
+        if extra is not None:
+            kw["d_ref"] = extra
+        st = jax.vmap(lambda a, b_, c: row_fn(a, b_, c, **kw))(d, pos, neg)
+        return st, jnp.stack([jnp.sum(pos, 1), jnp.sum(neg, 1)], 1)
 
     if chunk_size is None or chunk_size >= b:
-        st = rows(x, labels, ids)
+        st, pairs = rows(x, labels, ids)
         valid_rows = jnp.ones((b,), bool)
     else:
         n_chunks = -(-b // chunk_size)
@@ -155,18 +174,25 @@ def batch_loss(
             xc, lc, ic = inp
             return None, step(xc, lc, ic)
 
-        _, st = jax.lax.scan(body, None, xs)
-        st = jax.tree.map(lambda a: a.reshape((n_chunks * chunk_size,) + a.shape[2:]), st)
+        _, (st, pairs) = jax.lax.scan(body, None, xs)
+        st, pairs = jax.tree.map(
+            lambda a: a.reshape((n_chunks * chunk_size,) + a.shape[2:]), (st, pairs)
+        )
     mask = valid_rows[:, None]
     sums = jnp.where(mask, st.sums, 0.0)
     counts = jnp.where(mask, st.counts, 0.0)
     nonzero = jnp.where(mask, st.nonzero, 0.0)
+    both = jnp.ones((), bool)
+    if needs_both:
+        n_pairs = psum_if(jnp.sum(jnp.where(valid_rows[:, None], pairs, 0), 0), axis_name)
+        both = (n_pairs[0] > 0) & (n_pairs[1] > 0)
     if reduction == "none":
         per_row = jnp.sum(sums / jnp.maximum(counts, 1.0), axis=-1)
-        return per_row[:b]
+        return jnp.where(both, per_row[:b], 0.0)
     total_s = psum_if(jnp.sum(sums, 0), axis_name)
     if reduction == "sum":
-        return jnp.sum(total_s)
+        return jnp.where(both, jnp.sum(total_s), 0.0)
     denom = jnp.sum(counts if reduction == "mean" else nonzero, 0)
     denom = psum_if(denom, axis_name)
-    return jnp.sum(jnp.where(denom > 0, total_s / jnp.maximum(denom, 1.0), 0.0))
+    value = jnp.sum(jnp.where(denom > 0, total_s / jnp.maximum(denom, 1.0), 0.0))
+    return jnp.where(both, value, 0.0)

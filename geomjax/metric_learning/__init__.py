@@ -10,6 +10,7 @@ from geomjax.metric_learning._losses import (
     supcon_loss,
     triplet_margin_loss,
 )
+from geomjax.metric_learning._losses_more import circle_loss, generalized_lifted_structure_loss
 from geomjax.metric_learning._miners import (
     Miner,
     batch_hard_miner,
@@ -23,6 +24,7 @@ from geomjax.metric_learning._verification import auprc, auroc
 __all__ = [
     "Miner",
     "batch_hard_miner",
+    "circle_loss",
     "multi_similarity_miner",
     "pair_margin_miner",
     "triplet_margin_miner",
@@ -31,6 +33,7 @@ __all__ = [
     "auroc",
     "contrastive_loss",
     "explicit_triplet_margin_loss",
+    "generalized_lifted_structure_loss",
     "max_bin_count",
     "multi_similarity_loss",
     "ntxent_loss",

@@ -19,8 +19,10 @@ import numpy as np
 import pytest
 
 from geomjax.metric_learning import (
+    circle_loss,
     contrastive_loss,
     explicit_triplet_margin_loss,
+    generalized_lifted_structure_loss,
     multi_similarity_loss,
     ntxent_loss,
     supcon_loss,
@@ -43,6 +45,12 @@ LOSSES = {
     "multi_similarity": (multi_similarity_loss, "MultiSimilarityLoss", {}),
     "ntxent": (ntxent_loss, "NTXentLoss", {}),
     "supcon": (supcon_loss, "SupConLoss", {}),
+    "circle": (circle_loss, "CircleLoss", {}),
+    "generalized_lifted": (
+        generalized_lifted_structure_loss,
+        "GeneralizedLiftedStructureLoss",
+        {},
+    ),
 }
 
 # (B, D, classes): random labels with a singleton class; one class only (no negatives)

@@ -19,10 +19,20 @@ from geomjax.metric_learning._miners import (
     triplet_margin_miner,
 )
 from geomjax.metric_learning._retrieval import RetrievalMetrics, max_bin_count, retrieval_metrics
+from geomjax.metric_learning._self_supervised import (
+    alignment_loss,
+    barlow_twins_loss,
+    uniformity_loss,
+    vicreg_loss,
+)
 from geomjax.metric_learning._verification import auprc, auroc
 
 __all__ = [
     "Miner",
+    "alignment_loss",
+    "barlow_twins_loss",
+    "uniformity_loss",
+    "vicreg_loss",
     "batch_hard_miner",
     "circle_loss",
     "multi_similarity_miner",

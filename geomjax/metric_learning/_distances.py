@@ -11,6 +11,10 @@ r"""Pairwise distances and similarities between embeddings, with finite gradient
 * ``"lp"``: :math:`\|x_i - y_j\|_p` for ``p >= 1`` (broadcast difference, ``O(B R D)`` memory);
 * ``"cosine"``: the similarity :math:`\hat x_i \cdot \hat y_j` of the normalized rows;
 * ``"dot"``: the similarity :math:`x_i \cdot y_j`;
+* ``"snr"``: the signal-to-noise ratio distance :math:`\operatorname{Var}(x_i - y_j) /
+  \operatorname{Var}(x_i)` (variances over the features, unbiased; Yuan et al., "Signal-To-Noise
+  Ratio: A Robust Distance Metric for Deep Metric Learning", CVPR 2019), from one matrix
+  product of the centred rows;
 * a geomjax manifold (e.g. ``PoincareBall(d)``, ``Sphere(d)``): its geodesic ``dist``, every
   pair by ``vmap`` (the rows must be points of the manifold: map embeddings onto it first,
   e.g. with ``manifold.exp`` at the origin).
@@ -35,7 +39,7 @@ from geomjax.manifolds import Manifold
 
 __all__ = ["SIMILARITIES", "pairwise_distances"]
 
-METRICS = ("euclidean", "squared_euclidean", "lp", "cosine", "dot")
+METRICS = ("euclidean", "squared_euclidean", "lp", "cosine", "dot", "snr")
 SIMILARITIES = ("cosine", "dot")
 _DIRECT_MAX = 2**24  # entries of the (B, R, D) difference array below which it is formed
 
@@ -125,6 +129,13 @@ def pairwise_distances(
         x, y = _normalize(x, q), _normalize(y, q)
     if metric in SIMILARITIES:
         return x @ y.T
+    if metric == "snr":
+        d = x.shape[1]
+        xc = x - jnp.mean(x, -1, keepdims=True)
+        yc = y - jnp.mean(y, -1, keepdims=True)
+        var_x = jnp.sum(xc * xc, -1) / (d - 1)
+        diff = jnp.sum(xc * xc, -1)[:, None] + jnp.sum(yc * yc, -1)[None, :] - 2.0 * (xc @ yc.T)
+        return jnp.maximum(diff, 0.0) / (d - 1) / var_x[:, None]
     q = float(p) if metric == "lp" else 2.0
     if q != 2.0 or x.shape[0] * y.shape[0] * x.shape[1] <= _DIRECT_MAX:
         diff = jnp.abs(x[:, None, :] - y[None, :, :])

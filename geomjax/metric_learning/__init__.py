@@ -18,6 +18,7 @@ from geomjax.metric_learning._miners import (
     pair_margin_miner,
     triplet_margin_miner,
 )
+from geomjax.metric_learning._proxy_losses import arcface_loss, cosface_loss, proxy_anchor_loss
 from geomjax.metric_learning._retrieval import RetrievalMetrics, max_bin_count, retrieval_metrics
 from geomjax.metric_learning._self_supervised import (
     alignment_loss,
@@ -30,6 +31,7 @@ from geomjax.metric_learning._verification import auprc, auroc
 __all__ = [
     "Miner",
     "alignment_loss",
+    "arcface_loss",
     "barlow_twins_loss",
     "uniformity_loss",
     "vicreg_loss",
@@ -37,11 +39,13 @@ __all__ = [
     "circle_loss",
     "multi_similarity_miner",
     "pair_margin_miner",
+    "proxy_anchor_loss",
     "triplet_margin_miner",
     "RetrievalMetrics",
     "auprc",
     "auroc",
     "contrastive_loss",
+    "cosface_loss",
     "explicit_triplet_margin_loss",
     "generalized_lifted_structure_loss",
     "max_bin_count",

@@ -35,6 +35,11 @@ from geomjax.nn._manifold_param import (
 from geomjax.nn._matrix_power import (
     MatrixPower,
 )
+from geomjax.nn._metric_learning import (
+    ArcFaceLoss,
+    CosFaceLoss,
+    ProxyAnchorLoss,
+)
 from geomjax.nn._spdnet import (
     BiMap,
     LogEig,
@@ -44,8 +49,10 @@ from geomjax.nn._spdnet import (
 
 __all__ = [
     "AmortizedVMFProjection",
+    "ArcFaceLoss",
     "BiMap",
     "Canonicalizer",
+    "CosFaceLoss",
     "DeepSets",
     "DeepSetsLayer",
     "EGNN",
@@ -58,6 +65,7 @@ __all__ = [
     "MACEInteraction",
     "ManifoldParam",
     "MatrixPower",
+    "ProxyAnchorLoss",
     "ReEig",
     "SPDBatchNorm",
     "SphericalHarmonicsEmbedding",

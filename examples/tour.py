@@ -442,6 +442,45 @@ def section_equivariant() -> None:
     )
 
 
+def section_metric_learning() -> None:
+    from geomjax import metric_learning as ml
+
+    heading("7. Metric learning (geomjax.metric_learning)")
+    rng = np.random.default_rng(7)
+    centers = rng.standard_normal((8, 16)) * 1.5
+    labels = np.repeat(np.arange(8), 32)
+    x = jnp.asarray(centers[labels] + rng.standard_normal((256, 16)), jnp.float32)
+    y = jnp.asarray(labels)
+    print("  Batch losses with pytorch-metric-learning's semantics (masks, no index lists):")
+    for name, fn in [
+        ("contrastive", ml.contrastive_loss),
+        ("triplet (all triplets)", ml.triplet_margin_loss),
+        (
+            "triplet (batch hard)",
+            lambda a, b: ml.triplet_margin_loss(a, b, miner=ml.batch_hard_miner()),
+        ),
+        ("multi-similarity", ml.multi_similarity_loss),
+        ("NT-Xent", ml.ntxent_loss),
+        ("SupCon", ml.supcon_loss),
+    ]:
+        print(f"    {name:24s} {float(jax.jit(fn)(x, y)):.4f}")
+    dense = ml.supcon_loss(x, y)
+    chunked = ml.supcon_loss(x, y, chunk_size=32)
+    print(
+        f"  Row-chunked SupCon (chunks of 32 anchors, O(chunk x B) memory): {float(chunked):.4f} "
+        f"(dense {float(dense):.4f})"
+    )
+    m = ml.retrieval_metrics(x, y, k=ml.max_bin_count(labels) - 1)
+    print(
+        f"  Retrieval of the raw points: Recall@1 {float(m.precision_at_1):.3f}, "
+        f"MAP@R {float(m.map_at_r):.3f}, MRR {float(m.mrr):.3f}"
+    )
+    print(
+        "  More: examples/metric_learning.py (an MLP embedding of MNIST-1D on the sphere and in "
+        "the Poincare ball)."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -468,6 +507,7 @@ def main() -> None:
     section_curvature()
     section_ot()
     section_equivariant()
+    section_metric_learning()
     print(
         "\nMore: examples/poincare_tree.py (hyperbolic embedding of a tree with Riemannian Adam)."
     )

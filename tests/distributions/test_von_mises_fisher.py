@@ -176,6 +176,7 @@ def _check_fit(key, d, kappa):
         key, d, kappa, n, chunk=100_000 if d == 3 else (2_000 if d <= 8192 else 500)
     )
     assert converged
+    print(f"d={d} kappa={kappa:g}: kappa_hat={kappa_hat:.6g} ({kappa_hat / kappa - 1:+.3%})")
     assert abs(kappa_hat / kappa - 1) <= 0.01, kappa_hat
     assert cos > 0.99
 

@@ -50,9 +50,19 @@ def series_log_iv(v: Array, x: Array) -> tuple[Array, Array]:
     term1 = jnp.ones_like(x)
     sum0 = jnp.ones_like(x)
     sum1 = jnp.ones_like(x)
-    for k in range(1, n):
-        term0 = term0 * q / (k * (v + k))
-        term1 = term1 * q / (k * (v + 1.0 + k))
+    # Terms k and k + 1 share one division: t_k = t_{k-1} q / d_k, t_{k+1} = t_k q / d_{k+1}
+    # with 1/d_k = d_{k+1} / (d_k d_{k+1}) (divisions dominate the cost of this loop).
+    for k in range(1, n, 2):
+        d0a, d0b = k * (v + k), (k + 1) * (v + k + 1.0)
+        d1a, d1b = k * (v + 1.0 + k), (k + 1) * (v + k + 2.0)
+        inv0 = q / (d0a * d0b)
+        inv1 = q / (d1a * d1b)
+        term0 = term0 * (inv0 * d0b)
+        term1 = term1 * (inv1 * d1b)
+        sum0 = sum0 + term0
+        sum1 = sum1 + term1
+        term0 = term0 * (inv0 * d0a)
+        term1 = term1 * (inv1 * d1a)
         sum0 = sum0 + term0
         sum1 = sum1 + term1
     log_half_x = jnp.log(0.5 * x)
@@ -68,12 +78,13 @@ def recurrence_log_iv(v: Array, x: Array) -> tuple[Array, Array]:
     nu = v + n
     log_i, log_ratio = debye_log_iv(nu, x)
     ratio = jnp.exp(log_ratio)
+    two_over_x = 2.0 / x
 
     def step(j, state):
         prod, ratio = state
         active = j < n
         mu = nu - j  # the current order; one step gives the order mu - 1
-        new_ratio = 1.0 / (2.0 * mu / x + ratio)
+        new_ratio = 1.0 / (mu * two_over_x + ratio)
         return jnp.where(active, prod * new_ratio, prod), jnp.where(active, new_ratio, ratio)
 
     # prod = I_nu / I_v, a product of ratios I_mu / I_{mu-1} = 1 / (2 mu / x + rho_mu) that

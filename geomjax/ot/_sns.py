@@ -277,6 +277,14 @@ def sinkhorn_newton_sparse(
     none of ``max_line_search`` halvings does, that iteration is a Sinkhorn sweep instead.
     Everything has fixed shapes and runs inside ``jax.jit``/``jax.vmap``.
 
+    Choosing ``sparsity``: top-k per row is a good Hessian only when about ``k`` entries carry
+    most of each row's mass (point clouds in 2-D at small epsilon: ``k = 16`` at
+    ``epsilon <= 1e-2 mean(C)``, n = 1000). Banded plans with wide rows (discretized 1-D
+    densities, 1000 grid points, ``epsilon = 1e-2 mean(C)``: ~170 entries above 1% of the row
+    maximum) make the top-16 Newton direction poor and the solver can stall (measured:
+    ``converged=False`` after 300 Newton steps); the threshold mode (e.g. ``sparsity=1e-6``,
+    dense masked products) or ``None`` converges there in 8 to 100 Newton steps.
+
     The marginal error is :math:`\|P 1 - a\|_1 + \|P^\top 1 - b\|_1` (in the Sinkhorn stage
     the row term is zero after each f-update, as in ott-jax). Per iteration the cost is a few
     passes over the ``n x m`` matrix (the plan, the line search) plus ``O(n k)`` per CG product.

@@ -144,6 +144,7 @@ def triplet_margin_loss(
     chunk_size: int | None = None,
     axis_name: str | None = None,
     miner=None,
+    max_positives: int | None = None,
 ) -> Array:
     r"""Triplet margin loss over all triplets of the batch, PML's ``TripletMarginLoss``:
 
@@ -164,6 +165,11 @@ def triplet_margin_loss(
       smooth_loss: softplus of the violation.
       miner: a triplet miner (:func:`triplet_margin_miner`, :func:`batch_hard_miner`), or
         ``None`` for all triplets.
+      max_positives: static bound on the positives of one anchor (e.g. the largest class size
+        minus 1; :func:`max_bin_count` gives the class size): each row then forms a
+        ``(max_positives, R)`` grid instead of ``(R, R)``, ``R / max_positives`` times less
+        work (PML-style batches of a few samples per class). ``None``: no bound. An anchor with
+        more positives than the bound makes the loss NaN (never a silently partial sum).
 
     Returns:
       Scalar loss (``(B,)`` for ``reduction="none"``).
@@ -184,18 +190,36 @@ def triplet_margin_loss(
     def hinge(v):
         return jax.nn.softplus(v) if smooth_loss else jax.nn.relu(v)
 
+    if max_positives is not None and (
+        isinstance(max_positives, bool) or not isinstance(max_positives, int) or max_positives < 1
+    ):
+        raise ValueError(
+            f"{fn}: argument `max_positives` must be None or an int >= 1; got {max_positives!r}"
+        )
+
     def row(d, pos, neg, d_ref=None, triplets=None):
-        d_an = jnp.broadcast_to(d[None, :], (d.shape[0], d.shape[0]))
+        r = d.shape[0]
+        if max_positives is None or max_positives >= r:
+            idx, valid, overflow = jnp.arange(r), pos, False
+        else:  # the (first) max_positives positives of this anchor
+            _, idx = jax.lax.top_k(pos.astype(jnp.int32), max_positives)
+            valid, overflow = pos[idx], jnp.sum(pos) > max_positives
+        d_an = jnp.broadcast_to(d[None, :], (idx.shape[0], r))
         if swap:
             near = jnp.minimum if not is_similarity(metric) else jnp.maximum
-            d_an = near(d_an, d_ref)  # d_ref[p, n]: positive-negative distances
-        v = hinge(_margin(metric, d[:, None], d_an) + margin)
-        grid = pos[:, None] & neg[None, :] if triplets is None else triplets(d, pos, neg)
-        return stats(terms(v, grid))
+            d_an = near(d_an, d_ref[idx])  # d_ref[p, n]: positive-negative distances
+        v = hinge(_margin(metric, d[idx][:, None], d_an) + margin)
+        if triplets is None:
+            grid = valid[:, None] & neg[None, :]
+        else:
+            grid = triplets(d, pos, neg)[idx] & valid[:, None]
+        st = stats(terms(v, grid))
+        return st._replace(sums=jnp.where(overflow, jnp.nan, st.sums))
 
     n = jnp.shape(embeddings)[0] if ref_embeddings is None else jnp.shape(ref_embeddings)[0]
+    rows_per_anchor = n if max_positives is None else min(n, max_positives)
     if chunk_size is None:
-        chunk_size = max(1, min(jnp.shape(embeddings)[0], 2**24 // max(n * n, 1)))
+        chunk_size = max(1, min(jnp.shape(embeddings)[0], 2**24 // max(rows_per_anchor * n, 1)))
 
     def ref_dists(ref):
         from geomjax.metric_learning._distances import pairwise_distances

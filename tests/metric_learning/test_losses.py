@@ -240,3 +240,28 @@ def test_hyperbolic_losses_have_finite_gradients_near_the_boundary():
         d = pairwise_distances(x[:4], x[4:8], metric=ball)
         want = np.array([[float(ball.dist(x[i], x[4 + j])) for j in range(4)] for i in range(4)])
         np.testing.assert_allclose(d, want, rtol=1e-12)
+
+
+def test_triplet_max_positives_equals_the_full_grid_and_flags_overflow():
+    """With ``max_positives`` >= every anchor's positive count the (P, R) grid gives the full
+    grid's loss and gradient (the same terms; f64 1e-12), with miners too; below it, NaN."""
+    from geomjax.metric_learning import batch_hard_miner, triplet_margin_miner
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((60, 5))
+    y = np.arange(60) // 4  # 4 per class: 3 positives per anchor
+    with jax.enable_x64(True):
+        for kw in (
+            {},
+            {"swap": True},
+            {"miner": batch_hard_miner()},
+            {"miner": triplet_margin_miner(0.3, "semihard")},
+        ):
+            full = jax.value_and_grad(lambda e: triplet_margin_loss(e, y, **kw))(jnp.asarray(x))
+            bounded = jax.value_and_grad(
+                lambda e: triplet_margin_loss(e, y, max_positives=3, **kw)
+            )(jnp.asarray(x))
+            np.testing.assert_allclose(float(bounded[0]), float(full[0]), rtol=1e-12)
+            np.testing.assert_allclose(bounded[1], full[1], rtol=1e-10, atol=1e-14)
+        with jax.debug_nans(False):
+            assert np.isnan(float(triplet_margin_loss(jnp.asarray(x), y, max_positives=2)))

@@ -19,6 +19,7 @@ _SUBPACKAGES = (
     "equivariant",
     "linalg",
     "manifolds",
+    "metric_learning",
     "nn",
     "optim",
     "ot",

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import logsumexp
 from ott.geometry import geometry as ott_geometry
 
@@ -365,13 +366,16 @@ def sinkhorn_newton_sparse(
     ]
     dtype = jnp.result_type(*dtypes)
     c = c.astype(dtype)
+    weights = {"a": a, "b": b}
     a = uniform_or_checked(_FN, "a", a, n, dtype)
     b = uniform_or_checked(_FN, "b", b, m, dtype)
-    for name, w in (("a", a), ("b", b)):
-        if is_concrete(w) and not bool(jnp.all(w > 0)):
+    for name, w in weights.items():
+        # numpy on the caller's value: jnp ops would give tracers inside a caller's jit even
+        # for weights that are concrete (closed-over) there.
+        if w is not None and is_concrete(w) and not np.all(np.asarray(w) > 0):
             raise ValueError(
                 f"{_FN}: argument `{name}` must be positive (drop zero-mass points first); got "
-                f"minimum {float(jnp.min(w))!r}"
+                f"minimum {float(np.min(np.asarray(w)))!r}"
             )
     if tol is None:
         tol = 1e-6 if dtype == jnp.float64 else 1e-4

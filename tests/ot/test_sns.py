@@ -265,6 +265,18 @@ def test_zero_mass_concrete_raises():
         sinkhorn_newton_sparse(c, b=jnp.array([0.5, 0.5, 0.0, 0.0]), epsilon=0.1)
 
 
+def test_concrete_weights_closed_over_in_jit():
+    """Weights that are constants inside the caller's jit are still value-checked (a zero
+    raises) and otherwise accepted (regression: the check used jnp, giving a tracer there)."""
+    c = jnp.asarray(np.random.default_rng(0).uniform(size=(3, 4)), jnp.float32)
+    a = np.array([0.25, 0.25, 0.5], np.float32)
+    out = jax.jit(lambda c: sinkhorn_newton_sparse(c, a, epsilon=0.1))(c)
+    assert bool(out.converged)
+    a0 = np.array([0.5, 0.5, 0.0], np.float32)
+    with pytest.raises(ValueError, match="argument `a` must be positive"):
+        jax.jit(lambda c: sinkhorn_newton_sparse(c, a0, epsilon=0.1))(c)
+
+
 def test_zero_mass_or_bad_epsilon_traced_not_converged():
     """Under jit the weight values and epsilon are not seen at trace time: no NaN (the test
     runs with jax_debug_nans), converged=False."""

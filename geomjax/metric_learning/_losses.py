@@ -158,8 +158,9 @@ def triplet_margin_loss(
     the chunk is chosen so that the grid has at most ``2^24`` entries.
 
     Args:
-      embeddings, labels, metric, normalize, p, reduction, ref_embeddings, ref_labels,
-        chunk_size, axis_name: as :func:`contrastive_loss`.
+      embeddings, labels, metric, normalize, p, reduction, ref_embeddings, ref_labels: as
+        :func:`contrastive_loss`.
+      chunk_size, axis_name: as :func:`contrastive_loss`.
       margin: :math:`m`.
       swap: use the positive-negative distance when smaller.
       smooth_loss: softplus of the violation.

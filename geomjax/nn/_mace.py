@@ -21,8 +21,10 @@ class MACEInteraction(nnx.Module):
 
     Args:
       irreps_in: node irreps.
-      n_channels, irreps_hidden, n_species, lmax_sh, correlation, num_basis, cutoff,
-        radial_hidden, avg_num_neighbors: see :class:`geomjax.equivariant.MACEConfig`.
+      n_channels, irreps_hidden, n_species, lmax_sh, correlation: see
+        :class:`geomjax.equivariant.MACEConfig`.
+      num_basis, cutoff, radial_hidden, avg_num_neighbors: see
+        :class:`geomjax.equivariant.MACEConfig`.
       rngs: ``nnx.Rngs``.
       param_dtype: parameter dtype.
 

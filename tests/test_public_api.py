@@ -119,6 +119,8 @@ PUBLIC = {
     },
     "geomjax.ot": {
         "wasserstein_1d",
+        "sinkhorn_newton_sparse",
+        "SinkhornNewtonSparseOutput",
         "sliced_wasserstein",
         "sliced_wasserstein_with_error",
         "random_projections",
@@ -137,6 +139,19 @@ PUBLIC = {
         "SinkhornDivergenceOutput",
         "amortized_vmf_location",
         "init_amortized_projection",
+    },
+    "geomjax.special": {"log_iv", "log_kv"},
+    "geomjax.distributions": {
+        "VMFFit",
+        "VMFMixtureFit",
+        "VonMisesFisher",
+        "fit_vmf_mixture",
+        "fit_von_mises_fisher",
+        "kappa_from_mean_resultant",
+        "mean_resultant_length",
+        "sample_von_mises_fisher",
+        "vmf_log_normalizer",
+        "vmf_mixture_log_responsibilities",
     },
     "geomjax.metric_learning": {
         "Miner",
@@ -261,6 +276,8 @@ DIRECTION = [
     ),
     ("geomjax.ot", ["flax"]),
     ("geomjax.metric_learning", ["flax", "ott", "optax"]),
+    ("geomjax.special", ["flax", "ott", "optax", "geomjax.manifolds", "geomjax.ot"]),
+    ("geomjax.distributions", ["flax", "ott", "optax", "geomjax.ot"]),
 ]
 
 

@@ -89,8 +89,18 @@ def debye_sum(nu: Array, t: Array, sign: float) -> Array:
 
 
 def _g(nu: Array, x: Array, s: Array) -> Array:
-    """g = s + nu log(x / (nu + s))."""
-    return s + nu * (jnp.log(x) - jnp.log(nu + s))
+    """g = s + nu log(x / (nu + s)).
+
+    The log of the quotient (error ~2 eps) rather than ``log x - log(nu + s)`` (error ~eps
+    times |log x| + |log(nu + s)|, up to 15 eps): ``nu`` times it is the error of ``g``, which
+    matters where ``g`` is small next to ``nu`` (log I_v(x) near zero for large v). The
+    difference of logs is kept where the quotient would be subnormal.
+    """
+    den = nu + s
+    quotient = x / den
+    normal = quotient > jnp.finfo(x.dtype).tiny
+    log_q = jnp.where(normal, jnp.log(jnp.where(normal, quotient, 1.0)), jnp.log(x) - jnp.log(den))
+    return s + nu * log_q
 
 
 def _delta_g(nu: Array, x: Array, s0: Array, s1: Array) -> Array:

@@ -1,9 +1,10 @@
 """Optimal transport: 1-D and sliced Wasserstein family, Gaussian/Bures closed forms, Sinkhorn facade
-over ott-jax.
+over ott-jax, Sinkhorn-Newton-Sparse.
 
 The Sinkhorn names (``sinkhorn``, ``sinkhorn_divergence``, ``SinkhornOutput``,
-``SinkhornDivergenceOutput``, ``ManifoldCost``) are imported lazily on first access, so the
-sliced and closed-form functions do not pay for importing ott-jax.
+``SinkhornDivergenceOutput``, ``ManifoldCost``, ``sinkhorn_newton_sparse``,
+``SinkhornNewtonSparseOutput``) are imported lazily on first access, so the sliced and
+closed-form functions do not pay for importing ott-jax.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Case (float32, matmul precision HIGHEST): N nodes with C channels of ``A = 0e + 1o + 2e + 3o``
 (L_in = 3), per-node species among S, outputs ``C x (0e + 1o)`` (MACE's L = 1 model) and
 ``C x 0e`` (the last layer), correlation nu = 3:
-  * ``geomjax.equivariant.symmetric_contraction`` (Horner evaluation, species weights folded
-    into one matrix product per output irrep);
+  * ``geomjax.equivariant.symmetric_contraction`` (sparse Clebsch-Gordan coupling along
+    multisets of irrep blocks, the basis weights mapped onto K independent paths);
   * cuEquivariance's ``descriptors.symmetric_contraction`` evaluated by
     ``cuequivariance_jax.equivariant_polynomial`` with ``method="naive"`` (plain JAX; runs on
     any device) and, on GPUs, ``method="uniform_1d"`` (its CUDA kernel). Its input is the same

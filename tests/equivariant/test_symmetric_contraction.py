@@ -7,7 +7,7 @@ References, each computed another way than the library:
 - the basis tensors themselves: symmetric in their input indices, equivariant under Wigner
   matrices of random O(3) elements, orthogonal; and spanning the same space as e3nn-jax's
   ``reduced_symmetric_tensor_product_basis`` (optional oracle);
-- the Horner evaluation, against the explicit sum of basis tensors contracted with
+- the evaluation (sparse CG paths mapped from the basis), against the explicit sum of basis tensors contracted with
   ``a (x) a (x) ...`` in float64 NumPy, one path at a time.
 
 Tolerances. The basis is float64 NumPy: an SVD of at most a few hundred CG products of size

@@ -40,8 +40,7 @@ from geomjax.equivariant._graph import segment_sum
 from geomjax.equivariant._irreps import Irrep, Irreps
 from geomjax.equivariant._irreps_array import IrrepsArray
 from geomjax.equivariant._linear import init_irreps_linear, irreps_linear
-from geomjax.equivariant._spherical_harmonics import spherical_harmonics
-from geomjax.equivariant._steerable_mp import _edge_length, bessel_basis, polynomial_cutoff
+from geomjax.equivariant._steerable_mp import check_graph_inputs, edge_filter
 from geomjax.equivariant._symmetric_contraction import (
     init_symmetric_contraction,
     symmetric_contraction,
@@ -225,48 +224,20 @@ def mace_interaction(
     """
     fn = "mace_interaction"
     config = _as_config(fn, config)
-    if not isinstance(h, IrrepsArray):
-        raise TypeError(f"{fn}: argument `h` must be an IrrepsArray; got {type(h).__name__}")
-    if h.irreps != config.irreps_in or h.ndim != 2:
-        raise ValueError(
-            f"{fn}: argument `h` must be an IrrepsArray (N, {config.irreps_in.dim}) of irreps "
-            f"{config.irreps_in!r}; got {h.irreps!r} with shape {h.shape}"
-        )
-    n = h.shape[0]
-    pos = jnp.asarray(positions)
-    if pos.shape != (n, 3) or not jnp.issubdtype(pos.dtype, jnp.floating):
-        raise ValueError(
-            f"{fn}: argument `positions` must be float ({n}, 3); got {pos.dtype} {pos.shape}"
-        )
+    n, pos, senders, receivers = check_graph_inputs(
+        fn, h, config.irreps_in, positions, senders, receivers
+    )
     species = jnp.asarray(species)
     if species.shape != (n,) or not jnp.issubdtype(species.dtype, jnp.integer):
         raise ValueError(
             f"{fn}: argument `species` must be int ({n},); got {species.dtype} {species.shape}"
         )
-    senders, receivers = jnp.asarray(senders), jnp.asarray(receivers)
-    if (
-        senders.ndim != 1
-        or senders.shape != receivers.shape
-        or not jnp.issubdtype(senders.dtype, jnp.integer)
-        or not jnp.issubdtype(receivers.dtype, jnp.integer)
-    ):
-        raise ValueError(
-            f"{fn}: arguments `senders` and `receivers` must be int (E,) of equal shape; got "
-            f"{senders.dtype} {senders.shape} and {receivers.dtype} {receivers.shape}"
-        )
     dtype = jnp.result_type(h.dtype, pos.dtype)
     irreps_mid, _ = config.tp
 
     up = irreps_linear(h, params["up"], config.irreps_in)
-    vec = pos[senders] - pos[receivers]
-    r = _edge_length(vec)
-    sh = spherical_harmonics(
-        Irreps.spherical_harmonics(config.lmax_sh), vec.astype(dtype), normalize=True
-    )
-    basis = bessel_basis(r, config.num_basis, config.cutoff)
-    hidden = jax.nn.silu(basis @ params["radial_w1"] / math.sqrt(config.num_basis))
-    w = hidden @ params["radial_w2"] / math.sqrt(config.radial_hidden)
-    w = w * polynomial_cutoff(r, config.cutoff)[:, None]
+    irreps_sh = Irreps.spherical_harmonics(config.lmax_sh)
+    sh, w = edge_filter(params, pos, senders, receivers, irreps_sh, config, dtype)
     keep = [ir for _, ir in config.irreps_a]
     msg = channelwise_tensor_product(up[senders], sh, w, filter_ir_out=keep)
     agg = segment_sum(msg.array, receivers, n, mask=edge_mask) / config.avg_num_neighbors

@@ -257,6 +257,49 @@ def _edge_length(vec: Array) -> Array:
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
 
 
+def check_graph_inputs(fn: str, h, irreps_in: Irreps, positions, senders, receivers):
+    """Validate a layer's node features ``h`` (``IrrepsArray (N, irreps_in.dim)``), positions
+    ``(N, 3)`` and edge lists; returns ``(N, positions, senders, receivers)`` as arrays."""
+    if not isinstance(h, IrrepsArray):
+        raise TypeError(f"{fn}: argument `h` must be an IrrepsArray; got {type(h).__name__}")
+    if h.irreps != irreps_in or h.ndim != 2:
+        raise ValueError(
+            f"{fn}: argument `h` must be an IrrepsArray (N, {irreps_in.dim}) of irreps "
+            f"{irreps_in!r}; got {h.irreps!r} with shape {h.shape}"
+        )
+    n = h.shape[0]
+    pos = jnp.asarray(positions)
+    if pos.shape != (n, 3) or not jnp.issubdtype(pos.dtype, jnp.floating):
+        raise ValueError(
+            f"{fn}: argument `positions` must be float ({n}, 3); got {pos.dtype} {pos.shape}"
+        )
+    senders = jnp.asarray(senders)
+    receivers = jnp.asarray(receivers)
+    if senders.ndim != 1 or senders.shape != receivers.shape:
+        raise ValueError(
+            f"{fn}: arguments `senders` and `receivers` must be int (E,) of equal shape; got "
+            f"{senders.shape} and {receivers.shape}"
+        )
+    if not (
+        jnp.issubdtype(senders.dtype, jnp.integer) and jnp.issubdtype(receivers.dtype, jnp.integer)
+    ):
+        raise ValueError(f"{fn}: arguments `senders` and `receivers` must be integer arrays")
+    return n, pos, senders, receivers
+
+
+def edge_filter(params: dict, pos, senders, receivers, irreps_sh: Irreps, config, dtype):
+    """Edge spherical harmonics of ``x_j - x_i`` and the per-edge weights: the radial MLP
+    (``params["radial_w1"]``, ``params["radial_w2"]``) of the Bessel basis times the polynomial
+    cutoff; ``config`` gives ``num_basis``, ``cutoff`` and ``radial_hidden``."""
+    vec = pos[senders] - pos[receivers]
+    r = _edge_length(vec)
+    sh = spherical_harmonics(irreps_sh, vec.astype(dtype), normalize=True)
+    basis = bessel_basis(r, config.num_basis, config.cutoff)
+    hidden = jax.nn.silu(basis @ params["radial_w1"] / math.sqrt(config.num_basis))
+    w = hidden @ params["radial_w2"] / math.sqrt(config.radial_hidden)
+    return sh, w * polynomial_cutoff(r, config.cutoff)[:, None]
+
+
 def steerable_message_passing(
     params: dict,
     h: IrrepsArray,
@@ -302,41 +345,14 @@ def steerable_message_passing(
     """
     fn = "steerable_message_passing"
     config = _as_config(fn, config)
-    if not isinstance(h, IrrepsArray):
-        raise TypeError(f"{fn}: argument `h` must be an IrrepsArray; got {type(h).__name__}")
-    if h.irreps != config.irreps_in or h.ndim != 2:
-        raise ValueError(
-            f"{fn}: argument `h` must be an IrrepsArray (N, {config.irreps_in.dim}) of irreps "
-            f"{config.irreps_in!r}; got {h.irreps!r} with shape {h.shape}"
-        )
-    n = h.shape[0]
-    pos = jnp.asarray(positions)
-    if pos.shape != (n, 3) or not jnp.issubdtype(pos.dtype, jnp.floating):
-        raise ValueError(
-            f"{fn}: argument `positions` must be float ({n}, 3); got {pos.dtype} {pos.shape}"
-        )
-    senders = jnp.asarray(senders)
-    receivers = jnp.asarray(receivers)
-    if senders.ndim != 1 or senders.shape != receivers.shape:
-        raise ValueError(
-            f"{fn}: arguments `senders` and `receivers` must be int (E,) of equal shape; got "
-            f"{senders.shape} and {receivers.shape}"
-        )
-    if not (
-        jnp.issubdtype(senders.dtype, jnp.integer) and jnp.issubdtype(receivers.dtype, jnp.integer)
-    ):
-        raise ValueError(f"{fn}: arguments `senders` and `receivers` must be integer arrays")
+    n, pos, senders, receivers = check_graph_inputs(
+        fn, h, config.irreps_in, positions, senders, receivers
+    )
     dtype = jnp.result_type(h.dtype, pos.dtype)
     irreps_mid, _ = config.tp
 
     up = irreps_linear(h, params["up"], config.irreps_in)
-    vec = pos[senders] - pos[receivers]
-    r = _edge_length(vec)
-    sh = spherical_harmonics(config.irreps_sh, vec.astype(dtype), normalize=True)
-    basis = bessel_basis(r, config.num_basis, config.cutoff)
-    hidden = jax.nn.silu(basis @ params["radial_w1"] / math.sqrt(config.num_basis))
-    w = hidden @ params["radial_w2"] / math.sqrt(config.radial_hidden)
-    w = w * polynomial_cutoff(r, config.cutoff)[:, None]
+    sh, w = edge_filter(params, pos, senders, receivers, config.irreps_sh, config, dtype)
     msg = channelwise_tensor_product(
         up[senders], sh, w, filter_ir_out=[ir for _, ir in config.irreps_gate_in]
     )

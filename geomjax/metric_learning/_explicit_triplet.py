@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike
+from geomjax.metric_learning._distances import _safe_root
 
 __all__ = ["explicit_triplet_margin_loss"]
 
@@ -30,9 +31,7 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _pnorm(v: Array, p: float) -> Array:
-    s = jnp.sum(jnp.abs(v) ** p, axis=-1)
-    pos = s > 0
-    return jnp.where(pos, jnp.where(pos, s, 1.0) ** (1.0 / p), 0.0)
+    return _safe_root(jnp.sum(jnp.abs(v) ** p, axis=-1), p)
 
 
 def explicit_triplet_margin_loss(

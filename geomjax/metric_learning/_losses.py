@@ -40,16 +40,18 @@ def _margin(metric: str, x, y):
     return y - x if is_similarity(metric) else x - y
 
 
-def _masked_logsumexp(x: Array, keep: Array, add_one: bool) -> Array:
-    """PML's ``lmu.logsumexp`` on one row: log(sum over kept entries of exp (+ 1)), 0 when
-    nothing is kept; finite gradients (masked entries get weight 0)."""
-    neg_inf = jnp.finfo(x.dtype).min
-    x = jnp.where(keep, x, neg_inf)
+def _masked_logsumexp(x: Array, keep: Array, add_one: bool, axis: int = -1) -> Array:
+    """PML's ``lmu.logsumexp`` along ``axis``: log(sum over kept entries of exp (+ 1 with
+    ``add_one``)), 0 where nothing is kept; finite gradients (masked entries get weight 0)."""
+    x = jnp.where(keep, x, jnp.finfo(x.dtype).min)
+    m = jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
     if add_one:
-        x = jnp.concatenate([x, jnp.zeros((1,), x.dtype)])
-    m = jax.lax.stop_gradient(jnp.max(x))
-    out = m + jnp.log(jnp.sum(jnp.exp(x - m)))
-    return jnp.where(jnp.any(keep), out, 0.0)
+        m = jnp.maximum(m, 0.0)
+    total = jnp.sum(jnp.exp(x - m), axis=axis, keepdims=True)
+    if add_one:
+        total = total + jnp.exp(-m)
+    out = jnp.squeeze(m + jnp.log(total), axis)
+    return jnp.where(jnp.any(keep, axis=axis), out, 0.0)
 
 
 def contrastive_loss(

@@ -23,19 +23,10 @@ import jax.numpy as jnp
 
 from geomjax._core import Array, ArrayLike
 from geomjax.metric_learning._distances import check_embeddings, pairwise_distances
+from geomjax.metric_learning._losses import _masked_logsumexp
 from geomjax.metric_learning._rows import check_labels
 
 __all__ = ["arcface_loss", "cosface_loss", "proxy_anchor_loss"]
-
-
-def _masked_lse_add_one(x: Array, keep: Array, axis: int) -> Array:
-    """log(1 + sum over kept entries of exp), 0 where nothing is kept (PML's logsumexp with
-    add_one)."""
-    neg_inf = jnp.finfo(x.dtype).min
-    x = jnp.where(keep, x, neg_inf)
-    m = jnp.maximum(jax.lax.stop_gradient(jnp.max(x, axis=axis)), 0.0)
-    out = m + jnp.log(jnp.exp(-m) + jnp.sum(jnp.exp(x - jnp.expand_dims(m, axis)), axis=axis))
-    return jnp.where(jnp.any(keep, axis=axis), out, 0.0)
 
 
 def _classes(fn: str, name: str, w: Array, n_classes_axis: int, dim: int) -> Array:
@@ -90,8 +81,8 @@ def proxy_anchor_loss(
     c = proxies.shape[0]
     cos = pairwise_distances(x, proxies, metric="cosine")  # (B, C)
     pos = jax.nn.one_hot(y, c, dtype=bool)
-    pos_term = _masked_lse_add_one(alpha * (margin - cos), pos, axis=0)  # (C,)
-    neg_term = _masked_lse_add_one(alpha * (cos + margin), ~pos, axis=0)
+    pos_term = _masked_logsumexp(alpha * (margin - cos), pos, True, axis=0)  # (C,)
+    neg_term = _masked_logsumexp(alpha * (cos + margin), ~pos, True, axis=0)
     n_with_pos = jnp.sum(jnp.any(pos, axis=0))
     pos_loss = jnp.where(n_with_pos > 0, jnp.sum(pos_term) / jnp.maximum(n_with_pos, 1), 0.0)
     return pos_loss + jnp.sum(neg_term) / c

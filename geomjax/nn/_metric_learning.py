@@ -54,7 +54,25 @@ class ProxyAnchorLoss(nnx.Module):
         )
 
 
-class ArcFaceLoss(nnx.Module):
+class _MarginSoftmaxLoss(nnx.Module):
+    """Class weights ``(embedding_size, num_classes)``, standard normal, and one call of the
+    subclass's core loss (``_core``) with ``margin`` and ``scale``."""
+
+    _core = None
+
+    def __init__(self, num_classes, embedding_size, margin, scale, rngs, param_dtype):
+        _check_sizes(type(self).__name__, num_classes, embedding_size)
+        self.weights = nnx.Param(
+            jax.random.normal(rngs.params(), (embedding_size, num_classes), param_dtype)
+        )
+        self.margin, self.scale = margin, scale
+
+    def __call__(self, embeddings: ArrayLike, labels: ArrayLike) -> Array:
+        core = type(self)._core
+        return core(embeddings, labels, self.weights[...], margin=self.margin, scale=self.scale)
+
+
+class ArcFaceLoss(_MarginSoftmaxLoss):
     """ArcFace with learnable class weights ``(embedding_size, num_classes)``
     (:func:`geomjax.metric_learning.arcface_loss`; ``margin`` in degrees).
 
@@ -66,6 +84,8 @@ class ArcFaceLoss(nnx.Module):
       ()
     """
 
+    _core = staticmethod(arcface_loss)
+
     def __init__(
         self,
         num_classes: int,
@@ -76,19 +96,10 @@ class ArcFaceLoss(nnx.Module):
         rngs: nnx.Rngs,
         param_dtype=jnp.float32,
     ):
-        _check_sizes("ArcFaceLoss", num_classes, embedding_size)
-        self.weights = nnx.Param(
-            jax.random.normal(rngs.params(), (embedding_size, num_classes), param_dtype)
-        )
-        self.margin, self.scale = margin, scale
-
-    def __call__(self, embeddings: ArrayLike, labels: ArrayLike) -> Array:
-        return arcface_loss(
-            embeddings, labels, self.weights[...], margin=self.margin, scale=self.scale
-        )
+        super().__init__(num_classes, embedding_size, margin, scale, rngs, param_dtype)
 
 
-class CosFaceLoss(nnx.Module):
+class CosFaceLoss(_MarginSoftmaxLoss):
     """CosFace with learnable class weights ``(embedding_size, num_classes)``
     (:func:`geomjax.metric_learning.cosface_loss`).
 
@@ -100,6 +111,8 @@ class CosFaceLoss(nnx.Module):
       ()
     """
 
+    _core = staticmethod(cosface_loss)
+
     def __init__(
         self,
         num_classes: int,
@@ -110,13 +123,4 @@ class CosFaceLoss(nnx.Module):
         rngs: nnx.Rngs,
         param_dtype=jnp.float32,
     ):
-        _check_sizes("CosFaceLoss", num_classes, embedding_size)
-        self.weights = nnx.Param(
-            jax.random.normal(rngs.params(), (embedding_size, num_classes), param_dtype)
-        )
-        self.margin, self.scale = margin, scale
-
-    def __call__(self, embeddings: ArrayLike, labels: ArrayLike) -> Array:
-        return cosface_loss(
-            embeddings, labels, self.weights[...], margin=self.margin, scale=self.scale
-        )
+        super().__init__(num_classes, embedding_size, margin, scale, rngs, param_dtype)
